@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv first.
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+# make PYTHON310=/path/to/python3.10 ... picks the interpreter for a new .venv.
+export PYTHON310
+
+.PHONY: venv run test test-fast test-e2e compile bench clean
+
+venv:
+	@bash .ci/setup-venv
+
+run: venv
+	$(VENV)/bin/bertpipe run
+
+test: venv
+	$(PYTHON) -m pytest
+
+test-fast: venv
+	$(PYTHON) -m pytest -m "not e2e"
+
+test-e2e: venv
+	$(PYTHON) -m pytest -m e2e
+
+compile: venv
+	$(VENV)/bin/bertpipe compile --output pipeline.json
+
+bench: venv
+	$(PYTHON) benchmarks/bench_pretraining_data.py
+	$(PYTHON) benchmarks/bench_training.py
+
+clean:
+	rm -rf outputs pipeline.json .pytest_cache

@@ -1,0 +1,1 @@
+"""Custom TFX components and the modules the standard components run (trainer, evaluator)."""

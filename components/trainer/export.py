@@ -1,0 +1,114 @@
+"""The exported SavedModel: what the Evaluator, Pusher and downstream fine-tuning load.
+
+Signatures (all take `examples`: string [B], serialized tf.Examples of the
+create_pretraining_data schema):
+  serving_default -> masked_lm: float32 [B, P, V] log-probs at masked_lm_positions,
+                     next_sentence: float32 [B, 2] log-probs.
+                     (Log-probs suit the Evaluator's from_logits metrics: log_softmax is
+                     idempotent, so softmax(log_probs) = probs.)
+  encode          -> sequence_output: float32 [B, S, H], pooled_output: float32 [B, H].
+                     A separate signature, so the Evaluator does not materialise
+                     [B, S, H] per example.
+The vocabulary and bert_config.json travel as assets (assets/vocab.txt,
+assets/bert_config.json). Export always runs on a float32 copy of the model built
+on the default device: a model trained under mixed precision on a TPU exports the
+same as one trained on a CPU.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+import tensorflow as tf
+import tf_keras as keras
+
+from components.bert.config import BertConfig
+from components.bert.pretraining_model import BertPretrainingModel
+from components.pretraining_data.schema import feature_spec
+
+SERVING_OUTPUTS = ("masked_lm", "next_sentence")
+
+
+def parse_serialized(serialized: tf.Tensor, max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """string [B] -> the feature dict with int32 ints (as the input pipeline gives)."""
+    parsed = tf.io.parse_example(serialized, feature_spec(max_seq_length, max_predictions_per_seq))
+    return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
+
+
+class PretrainingServingModule(tf.Module):
+    """Holds the float32 model and the assets; its tf.functions become the signatures."""
+
+    def __init__(self, model: BertPretrainingModel, bert_config_file: str, vocab_file: Optional[str],
+                 max_seq_length: int, max_predictions_per_seq: int):
+        super().__init__()
+        self.model = model
+        self.bert_config_asset = tf.saved_model.Asset(bert_config_file)
+        self.vocab_asset = tf.saved_model.Asset(vocab_file) if vocab_file else None
+        self._shape = (max_seq_length, max_predictions_per_seq)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples: tf.Tensor) -> dict:
+        outputs = self.model(parse_serialized(examples, *self._shape), training=False)
+        return {"masked_lm": tf.cast(outputs["masked_lm_log_probs"], tf.float32),
+                "next_sentence": tf.cast(outputs["next_sentence_log_probs"], tf.float32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def encode(self, examples: tf.Tensor) -> dict:
+        outputs = self.model(parse_serialized(examples, *self._shape), training=False)
+        return {"sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
+                "pooled_output": tf.cast(outputs["pooled_output"], tf.float32)}
+
+
+def float32_copy(trained: BertPretrainingModel, bert_config: BertConfig, max_seq_length: int,
+                 max_predictions_per_seq: int) -> BertPretrainingModel:
+    """A float32 model on the default device holding `trained`'s weights."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        with tf.distribute.get_strategy().scope():
+            model = BertPretrainingModel(bert_config)
+            model(dummy_features(1, max_seq_length, max_predictions_per_seq), training=False)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    model.set_weights(trained.get_weights())
+    return model
+
+
+def dummy_features(batch_size: int, max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """An all-padding batch with the records' shapes: builds a model's variables."""
+    seq = tf.zeros([batch_size, max_seq_length], tf.int32)
+    preds = tf.zeros([batch_size, max_predictions_per_seq], tf.int32)
+    return {"input_ids": seq, "input_mask": tf.ones_like(seq), "segment_ids": seq,
+            "masked_lm_positions": preds, "masked_lm_ids": preds,
+            "masked_lm_weights": tf.zeros([batch_size, max_predictions_per_seq], tf.float32),
+            "next_sentence_labels": tf.zeros([batch_size, 1], tf.int32)}
+
+
+def export_saved_model(trained: BertPretrainingModel, bert_config: BertConfig, vocab_file: Optional[str],
+                       export_dir: str, max_seq_length: int, max_predictions_per_seq: int) -> str:
+    """Writes the SavedModel to a temporary sibling of `export_dir`, then renames it into place.
+
+    Returns:
+      export_dir.
+    """
+    model = float32_copy(trained, bert_config, max_seq_length, max_predictions_per_seq)
+    with tempfile.TemporaryDirectory() as scratch:
+        config_path = os.path.join(scratch, "bert_config.json")
+        bert_config.to_json_file(config_path)
+        local_vocab = None
+        if vocab_file:
+            local_vocab = os.path.join(scratch, "vocab.txt")
+            tf.io.gfile.copy(vocab_file, local_vocab, overwrite=True)
+        module = PretrainingServingModule(model, config_path, local_vocab, max_seq_length,
+                                          max_predictions_per_seq)
+        staging = export_dir.rstrip("/") + ".partial"
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
+        tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
+                                                         "encode": module.encode})
+    if tf.io.gfile.exists(export_dir):
+        tf.io.gfile.rmtree(export_dir)
+    tf.io.gfile.rename(staging, export_dir)
+    return export_dir

@@ -1,0 +1,103 @@
+"""The Trainer's parameters: run_pretraining.py's flags, and how they travel in custom_config.
+
+The pipeline factory puts a `TrainerParams` into the TFX Trainer's `custom_config` (a
+JSON dict); `run_fn` turns it back into objects. Nothing here reads flags or files.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """run_pretraining.py's flags, under their original names and meanings.
+
+    Batch sizes are global (all replicas together), as in the original.
+    """
+
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_steps: int = 100000
+    num_warmup_steps: int = 10000
+    save_checkpoints_steps: int = 1000
+    iterations_per_loop: int = 1000
+    max_eval_steps: int = 100
+    keep_checkpoint_max: int = 5
+    init_checkpoint: Optional[str] = None
+    use_tpu: bool = False
+    tpu_name: Optional[str] = None
+    tpu_zone: Optional[str] = None
+    gcp_project: Optional[str] = None
+    # Beyond the original flags.
+    optimizer_type: str = "adamw"  # or "lamb"
+    adam_bias_correction: bool = False  # the original AdamWeightDecayOptimizer has none
+    mixed_precision: str = "auto"  # auto | float32 | bfloat16 | float16
+    use_xla: bool = False
+    seed: int = 12345
+
+    def validate(self) -> None:
+        positive = ["train_batch_size", "eval_batch_size", "num_train_steps", "save_checkpoints_steps",
+                    "iterations_per_loop", "max_eval_steps", "keep_checkpoint_max"]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.num_warmup_steps <= self.num_train_steps:
+            raise ValueError(
+                f"--num_warmup_steps must be between 0 and --num_train_steps ({self.num_train_steps}), "
+                f"got {self.num_warmup_steps}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
+        if self.optimizer_type not in ("adamw", "lamb"):
+            raise ValueError(f"optimizer_type must be 'adamw' or 'lamb', got {self.optimizer_type!r}")
+        if self.mixed_precision not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"mixed_precision must be auto, float32, bfloat16 or float16, got {self.mixed_precision!r}")
+
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerParams:
+    """What `run_fn` needs beyond the data: architecture, flags, shapes and where to checkpoint.
+
+    `checkpoint_dir` is stable across pipeline runs (not the per-execution ModelRun
+    directory), so a rerun after a kill resumes from the last checkpoint there.
+    """
+
+    bert_config: dict
+    training: TrainingConfig
+    max_seq_length: int
+    max_predictions_per_seq: int
+    checkpoint_dir: str
+    vocab_file: Optional[str] = None
+
+    def to_custom_config(self) -> dict[str, Any]:
+        return {
+            "bert_config": dict(self.bert_config),
+            "training": dataclasses.asdict(self.training),
+            "max_seq_length": self.max_seq_length,
+            "max_predictions_per_seq": self.max_predictions_per_seq,
+            "checkpoint_dir": self.checkpoint_dir,
+            "vocab_file": self.vocab_file,
+        }
+
+    @classmethod
+    def from_custom_config(cls, custom_config: dict[str, Any]) -> "TrainerParams":
+        missing = [k for k in ("bert_config", "training", "max_seq_length", "max_predictions_per_seq",
+                               "checkpoint_dir") if k not in (custom_config or {})]
+        if missing:
+            raise ValueError(f"Trainer custom_config lacks {missing}; build the Trainer with "
+                             f"pipeline.pipeline.create_pipeline or TrainerParams.to_custom_config().")
+        training_values = dict(custom_config["training"])
+        known = {f.name for f in dataclasses.fields(TrainingConfig)}
+        unknown = sorted(set(training_values) - known)
+        if unknown:
+            raise ValueError(f"Trainer custom_config['training'] has unknown keys {unknown}")
+        return cls(
+            bert_config=dict(custom_config["bert_config"]),
+            training=TrainingConfig(**training_values),
+            max_seq_length=int(custom_config["max_seq_length"]),
+            max_predictions_per_seq=int(custom_config["max_predictions_per_seq"]),
+            checkpoint_dir=custom_config["checkpoint_dir"],
+            vocab_file=custom_config.get("vocab_file"),
+        )

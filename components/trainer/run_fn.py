@@ -1,0 +1,158 @@
+"""The TFX Trainer's entry point: `run_fn(fn_args)`, run_pretraining.py's main() in TFX.
+
+It turns the Trainer's arguments into explicit values (config is read here, at the
+entry point, and passed down), checks the data against them, picks the strategy and
+precision, trains (resuming if a checkpoint exists), evaluates like do_eval, writes
+eval_results.txt next to the TensorBoard logs, and exports the SavedModel.
+"""
+from __future__ import annotations
+
+import os
+
+import absl.logging as logging
+import tensorflow as tf
+import tf_keras as keras
+
+from components.bert.config import BertConfig
+from components.bert.optimization import create_optimizer
+from components.bert.pretraining_model import BertPretrainingModel
+from components.bert.tf1_checkpoint import is_tf1_checkpoint, load_tf1_checkpoint
+from components.trainer import export, input_pipeline, precision
+from components.trainer import strategy as strategy_lib
+from components.trainer.data_checks import check_split
+from components.trainer.params import TrainerParams
+from components.trainer.training_loop import (LoopSettings, TrainingState, evaluate, train,
+                                              write_eval_results)
+
+EVAL_RESULTS_FILE = "eval_results.txt"
+
+
+def expand_patterns(patterns: list[str]) -> list[str]:
+    """The Trainer passes each split as a file pattern (`.../Split-train/*`); the loop wants files."""
+    return sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+
+
+def warm_starter(init_checkpoint: str):
+    """Loads weights only (no step, no optimizer slots), from a TF1 original or a TF2 checkpoint."""
+    def load(model: BertPretrainingModel) -> None:
+        if is_tf1_checkpoint(init_checkpoint):
+            names = load_tf1_checkpoint(model, init_checkpoint)
+            logging.info("Warm-started %d variables from the TF1 checkpoint %s", len(names), init_checkpoint)
+        else:
+            tf.train.Checkpoint(model=model).read(init_checkpoint).expect_partial().assert_existing_objects_matched()
+            logging.info("Warm-started from the checkpoint %s", init_checkpoint)
+    return load
+
+
+def resolve_bert_config(values: dict, vocab_file: str | None) -> BertConfig:
+    """The BertConfig, its vocab_size taken from the vocabulary when the config leaves it open (None).
+
+    The pipeline is built before its vocabulary is learned, so the learned size is known only here.
+    """
+    values = dict(values)
+    if vocab_file:
+        with tf.io.gfile.GFile(vocab_file) as f:
+            vocab_size = sum(1 for line in f if line.strip())
+        if values.get("vocab_size") is None:
+            values["vocab_size"] = vocab_size
+        elif values["vocab_size"] < vocab_size:
+            raise ValueError(f"The BERT config's vocab_size {values['vocab_size']} is smaller than the "
+                             f"vocabulary {vocab_file} ({vocab_size} tokens): fix vocab_size in --bert_config_file.")
+    elif values.get("vocab_size") is None:
+        raise ValueError("No vocabulary reached the Trainer and the BERT config has no vocab_size: "
+                         "give --vocab_file or a --bert_config_file with vocab_size.")
+    return BertConfig.from_dict(values)
+
+
+def build_state(bert_config: BertConfig, params: TrainerParams,
+                strategy: tf.distribute.Strategy) -> TrainingState:
+    """Model and optimizer with their variables built, under the strategy's scope."""
+    t = params.training
+    with strategy.scope():
+        model = BertPretrainingModel(bert_config, use_one_hot_embeddings=t.use_tpu)
+        model(export.dummy_features(1, params.max_seq_length, params.max_predictions_per_seq), training=False)
+        optimizer = create_optimizer(t.learning_rate, t.num_train_steps, t.num_warmup_steps,
+                                     optimizer_type=t.optimizer_type, bias_correction=t.adam_bias_correction)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    return TrainingState(model=model, optimizer=optimizer, strategy=strategy)
+
+
+def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str], serving_model_dir: str,
+             model_run_dir: str, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """do_train then do_eval, then export. Returns the eval metrics.
+
+    Plain arguments, so tests drive it without TFX.
+    """
+    t = params.training
+    bert_config = resolve_bert_config(params.bert_config, params.vocab_file)
+    if params.max_seq_length > bert_config.max_position_embeddings:
+        raise ValueError(f"--max_seq_length {params.max_seq_length} exceeds the BERT config's "
+                         f"max_position_embeddings {bert_config.max_position_embeddings}.")
+    check_split("train", train_files, params.max_seq_length, params.max_predictions_per_seq)
+    check_split("eval", eval_files, params.max_seq_length, params.max_predictions_per_seq)
+
+    keras.utils.set_random_seed(t.seed)
+    if strategy is None:
+        strategy = strategy_lib.select_strategy(
+            strategy_lib.tpu_address_from(t.use_tpu, t.tpu_name, t.tpu_zone, t.gcp_project))
+    kind = strategy_lib.strategy_kind(strategy)
+    policy = precision.choose_precision(t.mixed_precision, kind)
+    replicas = strategy.num_replicas_in_sync
+    for flag in ("train_batch_size", "eval_batch_size"):
+        if getattr(t, flag) % replicas:
+            raise ValueError(f"--{flag} {getattr(t, flag)} is not divisible by the {replicas} replicas.")
+    logging.info("Strategy %s (%s, %d replicas), precision %s, XLA %s.", type(strategy).__name__, kind,
+                 replicas, policy, t.use_xla)
+    tf.config.optimizer.set_jit(t.use_xla)
+
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        tf.io.gfile.makedirs(params.checkpoint_dir)
+        bert_config.to_json_file(os.path.join(params.checkpoint_dir, "bert_config.json"))
+        state = build_state(bert_config, params, strategy)
+
+        def train_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return input_pipeline.make_dataset(
+                train_files, context.get_per_replica_batch_size(t.train_batch_size), params.max_seq_length,
+                params.max_predictions_per_seq, is_training=True, seed=t.seed, input_context=context)
+
+        settings = LoopSettings(
+            num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,
+            save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
+            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu")
+        train(state, train_dataset, settings, params.checkpoint_dir, os.path.join(model_run_dir, "train"),
+              train_files, warm_starter(t.init_checkpoint) if t.init_checkpoint else None)
+
+        eval_dataset = input_pipeline.make_dataset(
+            eval_files, t.eval_batch_size, params.max_seq_length, params.max_predictions_per_seq,
+            is_training=False)
+        metrics = evaluate(state, eval_dataset, t.max_eval_steps, eval_files)
+        logging.info("Eval results: %s", metrics)
+        tf.io.gfile.makedirs(model_run_dir)
+        write_eval_results(metrics, os.path.join(model_run_dir, EVAL_RESULTS_FILE))
+        with tf.summary.create_file_writer(os.path.join(model_run_dir, "eval")).as_default(
+                step=metrics["global_step"]):
+            for name in ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy",
+                         "next_sentence_loss", "loss"):
+                tf.summary.scalar(f"eval/{name}", metrics[name])
+        export.export_saved_model(state.model, bert_config, params.vocab_file, serving_model_dir,
+                                  params.max_seq_length, params.max_predictions_per_seq)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    return metrics
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point (GenericExecutor). Hyperparameters come in fn_args.custom_config."""
+    params = TrainerParams.from_custom_config(fn_args.custom_config)
+    # train_args/eval_args num_steps are the pipeline's view of num_train_steps/max_eval_steps.
+    training = params.training
+    if fn_args.train_steps and fn_args.train_steps != training.num_train_steps:
+        raise ValueError(f"train_args.num_steps ({fn_args.train_steps}) disagrees with num_train_steps "
+                         f"({training.num_train_steps}) in custom_config.")
+    pretrain(params, expand_patterns(fn_args.train_files), expand_patterns(fn_args.eval_files),
+             fn_args.serving_model_dir,
+             fn_args.model_run_dir)

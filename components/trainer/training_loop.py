@@ -1,0 +1,242 @@
+"""The pretraining loop: do_train then do_eval, as run_pretraining.py, in TF2.
+
+One compiled call runs `steps_per_execution` steps (the original's iterations_per_loop)
+so a TPU is not starved by Python round trips. Checkpoints go through
+`tf.train.CheckpointManager`: TF writes each checkpoint under a temporary name and only
+then points the `checkpoint` state file at it (an atomic rename), so a kill mid-save
+leaves the previous checkpoint as the latest; a rerun restores step, weights, optimizer
+slots and, off TPU, the input iterator's position.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Optional, Sequence
+
+import absl.logging as logging
+import tensorflow as tf
+
+from components.trainer import distributed_loss
+from components.trainer.data_checks import corrupt_shard_error
+
+SUM = tf.distribute.ReduceOp.SUM
+TERM_NAMES = ("mlm_nll_sum", "mlm_correct_sum", "mlm_weight_sum", "nsp_nll_sum", "nsp_correct_sum", "examples")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the last good checkpoint is left as the latest."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """How long to train and how often to checkpoint and report."""
+
+    num_train_steps: int
+    steps_per_execution: int
+    save_checkpoints_steps: int
+    keep_checkpoint_max: int
+    global_batch_size: int
+    clip_norm: float = 1.0
+    checkpoint_input: bool = True  # False on TPU, whose distributed iterators cannot be saved
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """The objects a run trains and checkpoints, created under the strategy's scope."""
+
+    model: tf.keras.Model
+    optimizer: object
+    strategy: tf.distribute.Strategy
+
+
+def _zero_sums() -> dict:
+    return {name: tf.constant(0.0) for name in TERM_NAMES}
+
+
+def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
+    """A tf.function running `num_steps` training steps on `iterator`.
+
+    Returns (sums of the loss terms over the steps and replicas, all_finite bool scalar).
+    """
+    model, optimizer, strategy = state.model, state.optimizer, state.strategy
+    global_batch = tf.constant(float(settings.global_batch_size))
+    loss_scaled = hasattr(optimizer, "get_scaled_loss")
+
+    def step_fn(features: dict) -> dict:
+        replica = tf.distribute.get_replica_context()
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            terms = distributed_loss.replica_loss_terms(outputs, features)
+            global_weight_sum = replica.all_reduce(SUM, terms["mlm_weight_sum"])
+            loss = distributed_loss.replica_loss(terms, global_weight_sum, global_batch)
+            if loss_scaled:
+                loss = optimizer.get_scaled_loss(loss)
+        variables = model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        if loss_scaled:
+            grads = optimizer.get_unscaled_gradients(grads)
+        # Sum across replicas first, then clip: the original clips the whole batch's gradient.
+        grads = replica.all_reduce(SUM, grads)
+        grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
+        optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
+        return terms
+
+    @tf.function
+    def train_chunk(iterator, num_steps: tf.Tensor):
+        sums = _zero_sums()
+        all_finite = tf.constant(True)
+        for _ in tf.range(num_steps):
+            terms = strategy.run(step_fn, args=(next(iterator),))
+            reduced = {k: strategy.reduce(SUM, terms[k], axis=None) for k in TERM_NAMES}
+            all_finite = tf.logical_and(all_finite, tf.math.is_finite(reduced["mlm_nll_sum"] + reduced["nsp_nll_sum"]))
+            sums = {k: sums[k] + reduced[k] for k in TERM_NAMES}
+        return sums, all_finite
+
+    return train_chunk
+
+
+def make_eval_step(state: TrainingState) -> Callable:
+    model, strategy = state.model, state.strategy
+
+    @tf.function
+    def eval_step(features_iterator_batch):
+        def replica_fn(features):
+            return distributed_loss.replica_loss_terms(model(features, training=False), features)
+        terms = strategy.run(replica_fn, args=(features_iterator_batch,))
+        return {k: strategy.reduce(SUM, terms[k], axis=None) for k in TERM_NAMES}
+
+    return eval_step
+
+
+def _learning_rate(optimizer) -> float:
+    lr = optimizer.learning_rate
+    if callable(lr):
+        lr = lr(optimizer.iterations)
+    return float(tf.convert_to_tensor(lr))
+
+
+def train(
+    state: TrainingState,
+    dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
+    settings: LoopSettings,
+    checkpoint_dir: str,
+    summary_dir: Optional[str],
+    train_files: Sequence[str] = (),
+    warm_start: Optional[Callable[[tf.keras.Model], None]] = None,
+) -> int:
+    """Trains to `settings.num_train_steps`, resuming from `checkpoint_dir` if it holds a checkpoint.
+
+    Args:
+      state: model, optimizer and strategy (variables already built).
+      dataset_fn: builds the per-input-pipeline training dataset (see input_pipeline.make_dataset).
+      settings: steps, checkpointing and batch size.
+      checkpoint_dir: stable directory of the run's checkpoints.
+      summary_dir: TensorBoard directory, or None.
+      train_files: the shards, to name a corrupt one if reading fails.
+      warm_start: loads init_checkpoint weights when no checkpoint of this run exists.
+
+    Returns:
+      The global step reached.
+
+    Raises:
+      NonFiniteLossError: the loss became NaN/Inf (no checkpoint of it is written).
+      DataError: a shard is corrupt (named).
+    """
+    strategy, optimizer = state.strategy, state.optimizer
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    iterator = iter(dataset)
+    trackables = {"model": state.model, "optimizer": optimizer}
+    if settings.checkpoint_input:
+        trackables["input"] = iterator
+    checkpoint = tf.train.Checkpoint(**trackables)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=settings.keep_checkpoint_max)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(optimizer.iterations))
+    elif warm_start is not None:
+        warm_start(state.model)
+
+    train_chunk = make_train_chunk(state, settings)
+    writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
+    step = int(optimizer.iterations)
+    while step < settings.num_train_steps:
+        next_save = (step // settings.save_checkpoints_steps + 1) * settings.save_checkpoints_steps
+        num_steps = min(settings.steps_per_execution, next_save - step, settings.num_train_steps - step)
+        started = time.perf_counter()
+        try:
+            sums, all_finite = train_chunk(iterator, tf.constant(num_steps))
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            if "corrupt" in str(e).lower() or "truncated" in str(e).lower() or isinstance(e, tf.errors.DataLossError):
+                raise corrupt_shard_error(train_files, e) from e
+            raise
+        seconds = time.perf_counter() - started
+        if not bool(all_finite):
+            raise NonFiniteLossError(
+                f"The training loss became NaN or Inf between steps {step} and {step + num_steps}; "
+                f"stopped without saving. The last good checkpoint is {manager.latest_checkpoint} "
+                f"(lower --learning_rate or check the data).")
+        step = int(optimizer.iterations)
+        metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
+        lr = _learning_rate(optimizer)
+        steps_per_sec = num_steps / seconds
+        logging.info(
+            "step %d/%d  loss %.4f  mlm_loss %.4f  mlm_acc %.4f  nsp_loss %.4f  nsp_acc %.4f  lr %.3g  "
+            "%.2f steps/s  %.1f examples/s", step, settings.num_train_steps, metrics["loss"],
+            metrics["masked_lm_loss"], metrics["masked_lm_accuracy"], metrics["next_sentence_loss"],
+            metrics["next_sentence_accuracy"], lr, steps_per_sec, steps_per_sec * settings.global_batch_size)
+        if writer is not None:
+            with writer.as_default(step=step):
+                for name, value in metrics.items():
+                    tf.summary.scalar(f"train/{name}", value)
+                tf.summary.scalar("train/learning_rate", lr)
+                tf.summary.scalar("train/steps_per_sec", steps_per_sec)
+                tf.summary.scalar("train/examples_per_sec", steps_per_sec * settings.global_batch_size)
+        if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
+            path = manager.save(checkpoint_number=step)
+            logging.info("Saved checkpoint %s", path)
+    if writer is not None:
+        writer.flush()
+    return step
+
+
+def evaluate(state: TrainingState, dataset: tf.data.Dataset, max_eval_steps: int,
+             eval_files: Sequence[str] = ()) -> dict:
+    """do_eval: the original's metrics over at most `max_eval_steps` batches of `dataset`.
+
+    Returns:
+      masked_lm_accuracy, masked_lm_loss, next_sentence_accuracy, next_sentence_loss, loss
+      (floats) and global_step, eval_examples.
+
+    Raises:
+      ValueError: the eval split gave no full batch.
+    """
+    eval_step = make_eval_step(state)
+    sums = _zero_sums()
+    batches = 0
+    distributed = state.strategy.experimental_distribute_dataset(dataset.take(max_eval_steps))
+    try:
+        for batch in distributed:
+            reduced = eval_step(batch)
+            sums = {k: sums[k] + reduced[k] for k in TERM_NAMES}
+            batches += 1
+    except tf.errors.DataLossError as e:
+        raise corrupt_shard_error(eval_files, e) from e
+    if batches == 0:
+        raise ValueError("The eval split gave no full batch: it has fewer examples than --eval_batch_size "
+                         "(batches keep a fixed shape). Lower --eval_batch_size or add eval data.")
+    metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
+    metrics["global_step"] = int(state.optimizer.iterations)
+    metrics["eval_examples"] = int(float(sums["examples"]))
+    if not all(math.isfinite(v) for v in metrics.values()):
+        raise NonFiniteLossError(f"Evaluation produced non-finite metrics: {metrics}")
+    return metrics
+
+
+def write_eval_results(metrics: dict, path: str) -> None:
+    """eval_results.txt as run_pretraining.py writes it: `key = value` lines, sorted; temp then rename."""
+    text = "".join(f"{key} = {metrics[key]}\n" for key in sorted(metrics))
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)

@@ -1,0 +1,41 @@
+"""Compiles the pipeline for Vertex AI Pipelines with KubeflowV2DagRunner.
+
+The spec's components run in one container image that has this project installed
+(kubeflow/Dockerfile); the run_fn and the custom components are found by their Python
+paths inside it. Vertex AI keeps ML-metadata itself, so no connection config is set.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+from pipeline.local_runner import bert_config_dict
+from pipeline.pipeline import create_pipeline
+
+
+def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
+                     serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
+                     examples_presplit: bool = True) -> str:
+    """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
+
+    Returns:
+      output_path.
+    """
+    config.validate()
+    serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
+    pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
+                               serving_model_dir=serving_model_dir, metadata_connection_config=None,
+                               beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit)
+    output_path = os.path.abspath(output_path)
+    output_dir, filename = os.path.split(output_path)
+    os.makedirs(output_dir, exist_ok=True)
+    staging = f".{filename}.partial"
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=output_dir, output_filename=staging)
+    runner.run(pipeline, write_out=True)
+    os.replace(os.path.join(output_dir, staging), output_path)
+    return output_path

@@ -1,0 +1,114 @@
+"""The pipeline's configuration: one object, read at the entry point, JSON round-trip.
+
+`PipelineConfig` holds what the pipeline factory needs to build the DAG: where the
+text is, how to build the vocabulary and the records, the BERT architecture and the
+original run_pretraining.py hyperparameters, and the evaluation gate. Paths of the
+run itself (pipeline root, metadata store, serving directory) are the runner's, not
+the config's, so one config serves the local runner and Vertex AI alike.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+from components.pretraining_data.options import PretrainingDataOptions
+from components.trainer.params import TrainingConfig
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "*.txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """The Evaluator's blessing gate: a model is pushed only if it clears these bounds."""
+
+    min_masked_lm_accuracy: float = 0.01
+    min_next_sentence_accuracy: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs to know about the data, model and training.
+
+    Either `corpus_pattern` (raw text; the pipeline learns a vocabulary and writes the
+    pretraining records) or `examples_dir` (existing records in the create_pretraining_data
+    schema, e.g. from the original script; no data generation) is the data source.
+    """
+
+    pipeline_name: str = "bert-pretraining"
+    corpus_pattern: str = DEFAULT_CORPUS
+    examples_dir: Optional[str] = None
+    vocab_file: Optional[str] = None
+    vocab_size: int = 4000
+    bert_preset: str = "bert_test"
+    bert_config_file: Optional[str] = None
+    data: PretrainingDataOptions = dataclasses.field(default_factory=PretrainingDataOptions)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+
+    def validate(self) -> None:
+        if self.examples_dir is None and not self.corpus_pattern:
+            raise ValueError("Give a corpus (--corpus) or existing pretraining records (--examples).")
+        if self.examples_dir is not None and self.bert_config_file is None and self.vocab_file is None:
+            raise ValueError(
+                "--examples needs the vocabulary size of the records: give --vocab_file (the vocab the "
+                "records were made with) or --bert_config_file (with its vocab_size).")
+        if self.vocab_size < 10:
+            raise ValueError(f"--vocab_size must be at least 10, got {self.vocab_size}")
+        self.data.validate()
+        self.training.validate()
+
+    # --- JSON round-trip -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        result = dataclasses.asdict(self)
+        result["data"] = json.loads(self.data.to_json())
+        return result
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "PipelineConfig":
+        values = dict(values)
+        _reject_unknown(cls, values, source)
+        if "data" in values:
+            values["data"] = PretrainingDataOptions.from_json(json.dumps(values["data"]))
+        if "training" in values:
+            _reject_unknown(TrainingConfig, values["training"], f"{source} [training]")
+            values["training"] = TrainingConfig(**values["training"])
+        if "evaluation" in values:
+            _reject_unknown(EvaluationConfig, values["evaluation"], f"{source} [evaluation]")
+            values["evaluation"] = EvaluationConfig(**values["evaluation"])
+        return cls(**values)
+
+    @classmethod
+    def from_json_file(cls, path: str) -> "PipelineConfig":
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"Cannot read pipeline config {path}: {e}") from e
+        return cls.from_dict(values, source=path)
+
+    def replace(self, **changes: Any) -> "PipelineConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _reject_unknown(cls: type, values: dict[str, Any], source: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+
+
+def local_default() -> PipelineConfig:
+    """The embedded default: the shipped corpus and a tiny BERT that trains in minutes on a CPU."""
+    return PipelineConfig(
+        data=PretrainingDataOptions(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2,
+                                    eval_fraction=0.1, num_shards=2),
+        training=TrainingConfig(train_batch_size=32, eval_batch_size=32, learning_rate=1e-3,
+                                num_train_steps=300, num_warmup_steps=30, save_checkpoints_steps=100,
+                                iterations_per_loop=50, max_eval_steps=20),
+    )

@@ -1,0 +1,75 @@
+"""Runs the pipeline on this machine: LocalDagRunner, ML-metadata in SQLite, Beam DirectRunner.
+
+Only this module (and the CLI that calls it) knows the local paths:
+  <output_dir>/tfx_root/          pipeline root (artifacts, records, checkpoints)
+  <output_dir>/metadata.sqlite    the ML-metadata store
+  <output_dir>/serving_model/     where the Pusher publishes blessed models
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+from tfx import v1 as tfx
+
+from components.bert.config import BertConfig, load_preset
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+from pipeline import run_summary
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPaths:
+    pipeline_root: str
+    metadata_path: str
+    serving_model_dir: str
+
+    @classmethod
+    def under(cls, output_dir: str, pipeline_root: Optional[str] = None, metadata_path: Optional[str] = None,
+              serving_model_dir: Optional[str] = None) -> "LocalPaths":
+        output_dir = os.path.abspath(output_dir)
+        return cls(pipeline_root=os.path.abspath(pipeline_root or os.path.join(output_dir, "tfx_root")),
+                   metadata_path=os.path.abspath(metadata_path or os.path.join(output_dir, "metadata.sqlite")),
+                   serving_model_dir=os.path.abspath(serving_model_dir or os.path.join(output_dir, "serving_model")))
+
+
+def bert_config_dict(config: PipelineConfig) -> dict:
+    """The BERT architecture as a dict. A preset leaves vocab_size open (None): the Trainer
+    takes it from the vocabulary, whose size is known only after it is learned."""
+    if config.bert_config_file:
+        return BertConfig.from_json_file(config.bert_config_file).to_dict()
+    values = load_preset(config.bert_preset).to_dict()
+    values["vocab_size"] = None
+    return values
+
+
+def examples_are_presplit(examples_dir: str) -> bool:
+    """Whether an --examples directory holds train/ and eval/ subdirectories (else one split)."""
+    import tensorflow as tf  # Deferred: only this check needs gfile (local or gs://).
+
+    return all(tf.io.gfile.isdir(os.path.join(examples_dir, split)) for split in ("train", "eval"))
+
+
+def default_beam_args(direct_num_workers: int) -> list[str]:
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={direct_num_workers}"] \
+        if direct_num_workers > 1 else ["--direct_num_workers=1"]
+
+
+def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]] = None,
+              enable_cache: bool = False) -> run_summary.RunSummary:
+    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics."""
+    config.validate()
+    if config.examples_dir and not os.path.isdir(config.examples_dir):
+        raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
+    os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
+    pipeline = create_pipeline(
+        config, bert_config_dict(config), pipeline_root=paths.pipeline_root,
+        serving_model_dir=paths.serving_model_dir,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            paths.metadata_path),
+        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1),
+        examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
+        enable_cache=enable_cache)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return run_summary.summarize(paths.metadata_path, config.pipeline_name, paths.serving_model_dir)

@@ -1,0 +1,140 @@
+"""`create_pipeline`: the BERT pretraining DAG, pure (no I/O, no flags, no environment).
+
+    corpus --VocabularyGen--> Vocabulary --PretrainingDataGen--> TFRecords (train/, eval/)
+      --ImportExampleGen--> Examples --BertTrainer--> Model --Evaluator--> blessing --Pusher
+                                        ^ Vocabulary (lineage: which vocab made which model)
+
+With `config.examples_dir` (records made elsewhere, e.g. by the original
+create_pretraining_data.py) the first two steps are skipped; a vocabulary given with
+`config.vocab_file` is imported so that it still appears in the lineage.
+
+ImportExampleGen takes a directory, not an artifact, so PretrainingDataGen writes its
+records to a directory derived from the pipeline root and a fingerprint of everything
+that determines the records; ImportExampleGen runs after it and copies them into its
+own Examples artifact.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+
+from components.artifacts import Vocabulary
+from components.evaluator.eval_config import make_eval_config
+from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
+from components.trainer.component import BertTrainer
+from components.trainer.params import TrainerParams
+from pipeline.config import PipelineConfig
+
+RUN_FN = "components.trainer.run_fn.run_fn"
+
+
+def records_fingerprint(config: PipelineConfig) -> str:
+    """A short hash of the inputs that determine the pretraining records."""
+    key = json.dumps({"corpus": config.corpus_pattern, "vocab_file": config.vocab_file,
+                      "vocab_size": config.vocab_size, "data": json.loads(config.data.to_json())},
+                     sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def training_fingerprint(config: PipelineConfig) -> str:
+    """A short hash naming the run's stable checkpoint directory (same config -> resume)."""
+    return hashlib.sha256(config.to_json().encode()).hexdigest()[:16]
+
+
+def _example_gen_input(presplit: bool) -> tuple[example_gen_pb2.Input, Optional[example_gen_pb2.Output]]:
+    if presplit:
+        return example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="train", pattern="train/*"),
+            example_gen_pb2.Input.Split(name="eval", pattern="eval/*"),
+        ]), None
+    # One directory of records: hold out 1 in 10 (by hash of the example) for eval.
+    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern="*")]), \
+        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=9),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+        ]))
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    bert_config: dict,
+    pipeline_root: str,
+    serving_model_dir: str,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    beam_pipeline_args: Optional[list[str]] = None,
+    examples_presplit: bool = True,
+    enable_cache: bool = False,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline.
+
+    Args:
+      config: data, model and training configuration (validated by the caller).
+      bert_config: the BertConfig as a dict; a `vocab_size` of None means "the size of the
+        vocabulary the Trainer receives".
+      pipeline_root: where artifacts go (local path or gs://).
+      serving_model_dir: the Pusher's destination.
+      metadata_connection_config: ML-metadata store (None on Vertex AI, which has its own).
+      beam_pipeline_args: for the Beam-based components (DirectRunner locally, Dataflow at scale).
+      examples_presplit: with config.examples_dir, whether it has train/ and eval/ subdirectories
+        (else one directory, split 9:1 by ImportExampleGen).
+      enable_cache: reuse earlier executions' outputs for unchanged inputs.
+    """
+    components = []
+    vocabulary = None
+    if config.vocab_file:
+        vocab_importer = tfx.dsl.Importer(source_uri=config.vocab_file, artifact_type=Vocabulary,
+                                          reimport=False).with_id("VocabularyImporter")
+        components.append(vocab_importer)
+        vocabulary = vocab_importer.outputs["result"]
+
+    if config.examples_dir is None:
+        if vocabulary is None:
+            vocab_gen = VocabularyGen(corpus_pattern=config.corpus_pattern, vocab_size=config.vocab_size,
+                                      do_lower_case=int(config.data.do_lower_case))
+            components.append(vocab_gen)
+            vocabulary = vocab_gen.outputs["vocabulary"]
+        records_dir = f"{pipeline_root.rstrip('/')}/pretraining_records/{records_fingerprint(config)}"
+        data_gen = PretrainingDataGen(vocabulary=vocabulary, corpus_pattern=config.corpus_pattern,
+                                      records_dir=records_dir, options_json=config.data.to_json())
+        components.append(data_gen)
+        input_config, output_config = _example_gen_input(presplit=True)
+        example_gen = tfx.components.ImportExampleGen(input_base=records_dir, input_config=input_config)
+        example_gen.add_upstream_node(data_gen)
+    else:
+        input_config, output_config = _example_gen_input(presplit=examples_presplit)
+        example_gen = tfx.components.ImportExampleGen(input_base=config.examples_dir, input_config=input_config,
+                                                      output_config=output_config)
+    components.append(example_gen)
+
+    trainer_params = TrainerParams(
+        bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
+        max_predictions_per_seq=config.data.max_predictions_per_seq,
+        checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}")
+    trainer = BertTrainer(
+        examples=example_gen.outputs["examples"], vocabulary=vocabulary, run_fn=RUN_FN,
+        custom_config=trainer_params.to_custom_config(),
+        train_args=tfx.proto.TrainArgs(num_steps=config.training.num_train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.training.max_eval_steps))
+    components.append(trainer)
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        eval_config=make_eval_config(config.evaluation.min_masked_lm_accuracy,
+                                     config.evaluation.min_next_sentence_accuracy))
+    components.append(evaluator)
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    components.append(pusher)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name, pipeline_root=pipeline_root, components=components,
+        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])

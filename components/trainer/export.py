@@ -38,27 +38,36 @@ def parse_serialized(serialized: tf.Tensor, max_seq_length: int, max_predictions
 
 
 class PretrainingServingModule(tf.Module):
-    """Holds the float32 model and the assets; its tf.functions become the signatures."""
+    """Holds the model's variables and the assets; its tf.functions become the signatures.
+
+    The Keras model itself is deliberately not an attribute: tf.saved_model.save would
+    then trace and save every layer's call function (Keras metadata nobody loads here),
+    which costs most of the export time. The signatures capture the variables.
+    """
 
     def __init__(self, model: BertPretrainingModel, bert_config_file: str, vocab_file: Optional[str],
                  max_seq_length: int, max_predictions_per_seq: int):
         super().__init__()
-        self.model = model
+        self.model_variables = list(model.variables)
         self.bert_config_asset = tf.saved_model.Asset(bert_config_file)
         self.vocab_asset = tf.saved_model.Asset(vocab_file) if vocab_file else None
-        self._shape = (max_seq_length, max_predictions_per_seq)
+        shape = (max_seq_length, max_predictions_per_seq)
+        spec = [tf.TensorSpec([None], tf.string, name="examples")]
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve(self, examples: tf.Tensor) -> dict:
-        outputs = self.model(parse_serialized(examples, *self._shape), training=False)
-        return {"masked_lm": tf.cast(outputs["masked_lm_log_probs"], tf.float32),
-                "next_sentence": tf.cast(outputs["next_sentence_log_probs"], tf.float32)}
+        @tf.function(input_signature=spec, autograph=False)
+        def serve(examples: tf.Tensor) -> dict:
+            outputs = model(parse_serialized(examples, *shape), training=False)
+            return {"masked_lm": tf.cast(outputs["masked_lm_log_probs"], tf.float32),
+                    "next_sentence": tf.cast(outputs["next_sentence_log_probs"], tf.float32)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def encode(self, examples: tf.Tensor) -> dict:
-        outputs = self.model(parse_serialized(examples, *self._shape), training=False)
-        return {"sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
-                "pooled_output": tf.cast(outputs["pooled_output"], tf.float32)}
+        @tf.function(input_signature=spec, autograph=False)
+        def encode(examples: tf.Tensor) -> dict:
+            outputs = model(parse_serialized(examples, *shape), training=False)
+            return {"sequence_output": tf.cast(outputs["sequence_output"], tf.float32),
+                    "pooled_output": tf.cast(outputs["pooled_output"], tf.float32)}
+
+        self.serve = serve
+        self.encode = encode
 
 
 def float32_copy(trained: BertPretrainingModel, bert_config: BertConfig, max_seq_length: int,

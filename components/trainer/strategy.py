@@ -87,7 +87,10 @@ def strategy_kind(strategy: tf.distribute.Strategy) -> str:
     """'tpu', 'gpu' or 'cpu': what mixed-precision and steps_per_execution choices key on."""
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "tpu"
-    devices = getattr(strategy.extended, "worker_devices", ())
+    try:
+        devices = strategy.extended.worker_devices
+    except RuntimeError:  # The default strategy has no device list: it is one device.
+        devices = ()
     if any("GPU" in d.upper() for d in devices):
         return "gpu"
     return "cpu"

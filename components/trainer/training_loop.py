@@ -82,15 +82,18 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
         optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
         return terms
 
-    @tf.function
+    # autograph=False: nothing here needs it (the loop is an explicit while_loop), and with
+    # it off Keras does not convert every layer's Python code, which made tracing take minutes.
+    @tf.function(autograph=False)
     def train_chunk(iterator, num_steps: tf.Tensor):
-        sums = _zero_sums()
-        all_finite = tf.constant(True)
-        for _ in tf.range(num_steps):
+        def body(i, all_finite, sums):
             terms = strategy.run(step_fn, args=(next(iterator),))
             reduced = {k: strategy.reduce(SUM, terms[k], axis=None) for k in TERM_NAMES}
-            all_finite = tf.logical_and(all_finite, tf.math.is_finite(reduced["mlm_nll_sum"] + reduced["nsp_nll_sum"]))
-            sums = {k: sums[k] + reduced[k] for k in TERM_NAMES}
+            finite = tf.math.is_finite(reduced["mlm_nll_sum"] + reduced["nsp_nll_sum"])
+            return i + 1, tf.logical_and(all_finite, finite), {k: sums[k] + reduced[k] for k in TERM_NAMES}
+
+        _, all_finite, sums = tf.while_loop(lambda i, *_: i < num_steps, body,
+                                            (tf.constant(0), tf.constant(True), _zero_sums()))
         return sums, all_finite
 
     return train_chunk
@@ -99,7 +102,7 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
 def make_eval_step(state: TrainingState) -> Callable:
     model, strategy = state.model, state.strategy
 
-    @tf.function
+    @tf.function(autograph=False)
     def eval_step(features_iterator_batch):
         def replica_fn(features):
             return distributed_loss.replica_loss_terms(model(features, training=False), features)

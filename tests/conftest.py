@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny records written by an independent writer, tiny BERT configs.
+
+The CPU is split into two logical devices before TensorFlow starts, so a 2-replica
+MirroredStrategy can run here (it must happen before the first op runs).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_VOCAB_SIZE = 100
+TINY_SEQ = 32
+TINY_PREDS = 5
+
+
+def tiny_bert_config(**changes) -> dict:
+    """BERT with 2 layers, hidden 32, 4 heads; no dropout so runs are deterministic."""
+    values = {"vocab_size": TINY_VOCAB_SIZE, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
+              "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 64, "type_vocab_size": 2,
+              "initializer_range": 0.02}
+    values.update(changes)
+    return values
+
+
+def make_example(rng: np.random.Generator, max_seq_length: int = TINY_SEQ, max_predictions_per_seq: int = TINY_PREDS,
+                 vocab_size: int = TINY_VOCAB_SIZE) -> tf.train.Example:
+    """One record of the create_pretraining_data schema, made with plain tf.train.Example."""
+    length = int(rng.integers(max_seq_length // 2, max_seq_length + 1))
+    ids = np.zeros(max_seq_length, np.int64)
+    ids[:length] = rng.integers(5, vocab_size, length)
+    ids[0], ids[length - 1] = 2, 3  # [CLS] ... [SEP]
+    mask = (np.arange(max_seq_length) < length).astype(np.int64)
+    segments = np.zeros(max_seq_length, np.int64)
+    segments[length // 2:length] = 1
+    num_preds = int(rng.integers(1, max_predictions_per_seq + 1))
+    positions = np.zeros(max_predictions_per_seq, np.int64)
+    positions[:num_preds] = np.sort(rng.choice(np.arange(1, length - 1), num_preds, replace=False))
+    labels = np.zeros(max_predictions_per_seq, np.int64)
+    labels[:num_preds] = ids[positions[:num_preds]]
+    ids[positions[:num_preds]] = 4  # [MASK]
+    weights = np.zeros(max_predictions_per_seq, np.float32)
+    weights[:num_preds] = 1.0
+
+    def ints(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        "input_ids": ints(ids), "input_mask": ints(mask), "segment_ids": ints(segments),
+        "masked_lm_positions": ints(positions), "masked_lm_ids": ints(labels),
+        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=weights.tolist())),
+        "next_sentence_labels": ints([int(rng.integers(0, 2))]),
+    }))
+
+
+def write_records(path: str, count: int, seed: int, **shape) -> str:
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(count):
+            writer.write(make_example(rng, **shape).SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="session")
+def independent_records(tmp_path_factory) -> str:
+    """train/ (2 shards x 64) and eval/ (1 x 48) of random tokens, vocab 100, seq 32, 5 predictions."""
+    root = str(tmp_path_factory.mktemp("independent_records"))
+    write_records(os.path.join(root, "train", "part-0.tfrecord"), 64, seed=1)
+    write_records(os.path.join(root, "train", "part-1.tfrecord"), 64, seed=2)
+    write_records(os.path.join(root, "eval", "part-0.tfrecord"), 48, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_vocab_file(tmp_path_factory) -> str:
+    """A vocab of exactly 100 entries: the five specials, then made-up pieces."""
+    path = str(tmp_path_factory.mktemp("vocab") / "vocab.txt")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"tok{i}" for i in range(TINY_VOCAB_SIZE - 5)]
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    return path

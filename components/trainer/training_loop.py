@@ -38,7 +38,7 @@ class LoopSettings:
     keep_checkpoint_max: int
     global_batch_size: int
     clip_norm: float = 1.0
-    checkpoint_input: bool = True  # False on TPU, whose distributed iterators cannot be saved
+    checkpoint_input: bool = True  # save the input iterator's position where the strategy allows
 
 
 @dataclasses.dataclass
@@ -119,6 +119,20 @@ def _learning_rate(optimizer) -> float:
     return float(tf.convert_to_tensor(lr))
 
 
+def _restore(trackables: dict, path: str) -> None:
+    """Restores everything; if the input no longer matches the saved position (other
+    shards, say), restores model and optimizer only and restarts the data order."""
+    try:
+        tf.train.Checkpoint(**trackables).restore(path).assert_existing_objects_matched()
+    except (tf.errors.FailedPreconditionError, tf.errors.InvalidArgumentError) as e:
+        if "input" not in trackables:
+            raise
+        logging.warning("The input changed since %s (%s); resuming weights and optimizer, "
+                        "restarting the data order.", path, str(e).splitlines()[0][:200])
+        weights_only = {k: v for k, v in trackables.items() if k != "input"}
+        tf.train.Checkpoint(**weights_only).restore(path).expect_partial().assert_existing_objects_matched()
+
+
 def train(
     state: TrainingState,
     dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
@@ -150,19 +164,23 @@ def train(
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     iterator = iter(dataset)
     trackables = {"model": state.model, "optimizer": optimizer}
-    if settings.checkpoint_input:
+    if settings.checkpoint_input and isinstance(iterator, tf.__internal__.tracking.Trackable):
         trackables["input"] = iterator
+    else:
+        # Multi-replica distributed iterators cannot be saved: a resumed run restarts the
+        # data order (as TPUEstimator does), with step, weights and optimizer restored.
+        logging.info("The input position is not checkpointed on this strategy.")
     checkpoint = tf.train.Checkpoint(**trackables)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=settings.keep_checkpoint_max)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(optimizer.iterations))
+        _restore(trackables, manager.latest_checkpoint)
+        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(optimizer.iterations.numpy()))
     elif warm_start is not None:
         warm_start(state.model)
 
     train_chunk = make_train_chunk(state, settings)
     writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
-    step = int(optimizer.iterations)
+    step = int(optimizer.iterations.numpy())
     while step < settings.num_train_steps:
         next_save = (step // settings.save_checkpoints_steps + 1) * settings.save_checkpoints_steps
         num_steps = min(settings.steps_per_execution, next_save - step, settings.num_train_steps - step)
@@ -179,7 +197,7 @@ def train(
                 f"The training loss became NaN or Inf between steps {step} and {step + num_steps}; "
                 f"stopped without saving. The last good checkpoint is {manager.latest_checkpoint} "
                 f"(lower --learning_rate or check the data).")
-        step = int(optimizer.iterations)
+        step = int(optimizer.iterations.numpy())
         metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
         lr = _learning_rate(optimizer)
         steps_per_sec = num_steps / seconds
@@ -229,7 +247,7 @@ def evaluate(state: TrainingState, dataset: tf.data.Dataset, max_eval_steps: int
         raise ValueError("The eval split gave no full batch: it has fewer examples than --eval_batch_size "
                          "(batches keep a fixed shape). Lower --eval_batch_size or add eval data.")
     metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
-    metrics["global_step"] = int(state.optimizer.iterations)
+    metrics["global_step"] = int(state.optimizer.iterations.numpy())
     metrics["eval_examples"] = int(float(sums["examples"]))
     if not all(math.isfinite(v) for v in metrics.values()):
         raise NonFiniteLossError(f"Evaluation produced non-finite metrics: {metrics}")

@@ -1,0 +1,165 @@
+"""The Beam job end to end on tiny corpora: layout, schema, split by document, determinism,
+atomic output, bad inputs."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.pretraining_data import beam_job, bucket, schema
+from components.pretraining_data.options import PretrainingDataOptions
+
+from test_pretraining_fixtures import corpus_text, marker_ids, write_vocab
+
+SEQ, PRED = 32, 5
+OPTIONS = PretrainingDataOptions(max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=3,
+                                 num_shards=2, eval_fraction=0.3)
+IN_PROCESS = ["--direct_num_workers=1"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    (d / "a.txt").write_text(corpus_text(30, seed=1))
+    (d / "b.txt").write_text(corpus_text(30, seed=2, first_doc=30, min_sentences=1))
+    (d / "empty.txt").write_text("")
+    return d, write_vocab(d / "vocab.txt")
+
+
+def _records(pattern):
+    return [r.numpy() for f in sorted(glob.glob(pattern)) for r in tf.data.TFRecordDataset(f)]
+
+
+def _files_bytes(root):
+    return {os.path.relpath(p, root): open(p, "rb").read()
+            for p in sorted(glob.glob(os.path.join(root, "*", "*.tfrecord")))}
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(corpus, tmp_path_factory):
+    d, vocab = corpus
+    out = str(tmp_path_factory.mktemp("out") / "records")
+    stats = beam_job.run_prepare_data([f"{d}/*.txt"], vocab, out, OPTIONS,
+                                      ["--direct_num_workers=2",
+                                       "--direct_running_mode=multi_processing"])
+    return out, stats
+
+
+def test_layout_schema_and_stats(two_worker_run):
+    out, stats = two_worker_run
+    assert sorted(os.listdir(out)) == ["eval", "manifest.json", "train"]
+    for split in ("train", "eval"):
+        assert sorted(os.listdir(os.path.join(out, split))) == [
+            "part-00000-of-00002.tfrecord", "part-00001-of-00002.tfrecord"]
+    assert not glob.glob(out + ".staging-*")
+    train = _records(f"{out}/train/*.tfrecord")
+    ev = _records(f"{out}/eval/*.tfrecord")
+    assert len(train) == stats["num_train_instances"] > 0
+    assert len(ev) == stats["num_eval_instances"] > 0
+    assert stats["num_documents"] == 60
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    assert manifest["stats"]["num_train_instances"] == len(train)
+    assert PretrainingDataOptions(**manifest["options"]) == OPTIONS
+    spec = schema.feature_spec(SEQ, PRED)
+    for record in train[:50]:
+        example = tf.train.Example.FromString(record)
+        assert sorted(example.features.feature) == sorted(schema.FEATURE_NAMES)
+        p = {k: v.numpy() for k, v in tf.io.parse_single_example(record, spec).items()}
+        n = int(p["input_mask"].sum())
+        assert (p["input_mask"][:n] == 1).all() and (p["input_ids"][n:] == 0).all()
+        assert p["input_ids"][0] == 2 and p["input_ids"][n - 1] == 3  # [CLS] ... [SEP]
+        assert (p["segment_ids"][n:] == 0).all() and p["segment_ids"][n - 1] == 1
+        k = int(p["masked_lm_weights"].sum())
+        assert 1 <= k <= PRED and (p["masked_lm_positions"][:k] < n).all()
+
+
+def test_train_and_eval_are_disjoint_by_document(two_worker_run):
+    out, _ = two_worker_run
+    markers = marker_ids()
+    spec = schema.feature_spec(SEQ, PRED)
+
+    def docs(split):
+        found = set()
+        for record in _records(f"{out}/{split}/*.tfrecord"):
+            p = {k: v.numpy() for k, v in tf.io.parse_single_example(record, spec).items()}
+            ids = p["input_ids"].copy()
+            w = p["masked_lm_weights"] > 0
+            ids[p["masked_lm_positions"][w]] = p["masked_lm_ids"][w]  # undo the masking
+            found |= {markers[i] for i in ids.tolist() if i in markers}
+        return found
+
+    train, ev = docs("train"), docs("eval")
+    assert train and ev and not train & ev
+    assert len(train | ev) == 60
+
+
+def test_deterministic_and_independent_of_worker_count(two_worker_run, corpus, tmp_path):
+    out, stats = two_worker_run
+    d, vocab = corpus
+    again = str(tmp_path / "again")
+    stats2 = beam_job.run_prepare_data([f"{d}/*.txt"], vocab, again, OPTIONS, IN_PROCESS)
+    assert _files_bytes(again) == _files_bytes(out)
+    assert stats2["num_train_instances"] == stats["num_train_instances"]
+    other_seed = str(tmp_path / "other")
+    beam_job.run_prepare_data([f"{d}/*.txt"], vocab, other_seed,
+                              PretrainingDataOptions(**{**json.loads(OPTIONS.to_json()),
+                                                        "random_seed": 1}), IN_PROCESS)
+    assert _files_bytes(other_seed) != _files_bytes(out)
+
+
+def test_output_file_mode_and_nsp_balance(corpus, tmp_path):
+    d, vocab = corpus
+    target = tmp_path / "single" / "out.tfrecord"
+    opts = PretrainingDataOptions(max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=5)
+    stats = beam_job.run_prepare_data_to_files([str(d / "a.txt")], vocab, [str(target)], opts,
+                                               IN_PROCESS)
+    records = _records(str(target))
+    assert len(records) == stats["num_train_instances"] and stats["num_eval_instances"] == 0
+    assert sorted(os.listdir(tmp_path / "single")) == ["out.tfrecord"]
+    labels = [tf.train.Example.FromString(r).features.feature["next_sentence_labels"]
+              .int64_list.value[0] for r in records]
+    # ~50% random next, a bit more from one-sentence chunks (always random, as BERT).
+    assert 0.4 < np.mean(labels) < 0.7
+
+
+def test_replaces_existing_output_atomically_and_failure_leaves_no_output(corpus, tmp_path,
+                                                                           monkeypatch):
+    d, vocab = corpus
+    out = tmp_path / "records"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    beam_job.run_prepare_data([str(d / "a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
+    assert sorted(os.listdir(out)) == ["eval", "manifest.json", "train"]
+    before = _files_bytes(str(out))
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("worker failed")
+
+    monkeypatch.setattr(bucket, "process_bucket", boom)
+    with pytest.raises(Exception, match="worker failed"):
+        beam_job.run_prepare_data([str(d / "a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
+    assert _files_bytes(str(out)) == before  # old output untouched
+    assert sorted(os.listdir(tmp_path)) == ["records"]  # no staging left
+    fresh = tmp_path / "fresh"
+    with pytest.raises(Exception, match="worker failed"):
+        beam_job.run_prepare_data([str(d / "a.txt")], vocab, str(fresh), OPTIONS, IN_PROCESS)
+    assert sorted(os.listdir(tmp_path)) == ["records"]
+
+
+def test_bad_inputs_fail_early_with_the_culprit_named(corpus, tmp_path):
+    d, vocab = corpus
+    out = str(tmp_path / "o")
+    bad_vocab = tmp_path / "bad_vocab.txt"
+    bad_vocab.write_text("[PAD]\n[UNK]\nhello\n")
+    with pytest.raises(ValueError, match="bad_vocab.txt.*lacks"):
+        beam_job.run_prepare_data([str(d / "a.txt")], str(bad_vocab), out, OPTIONS, IN_PROCESS)
+    with pytest.raises(ValueError, match="nope.*matches no file"):
+        beam_job.run_prepare_data([str(d / "nope*.txt")], vocab, out, OPTIONS, IN_PROCESS)
+    with pytest.raises(ValueError, match="max_seq_length"):
+        beam_job.run_prepare_data([str(d / "a.txt")], vocab, out,
+                                  PretrainingDataOptions(max_seq_length=7), IN_PROCESS)
+    with pytest.raises(ValueError, match="No documents.*empty.txt"):
+        beam_job.run_prepare_data([str(d / "empty.txt")], vocab, out, OPTIONS, IN_PROCESS)
+    assert os.listdir(tmp_path) == ["bad_vocab.txt"]

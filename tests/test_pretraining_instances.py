@@ -1,0 +1,88 @@
+"""Segment A/B construction, truncation and next-sentence labels (instances.py)."""
+import random
+
+import numpy as np
+import pytest
+
+from components.pretraining_data import instances
+
+
+def _original_truncate(len_a, len_b, max_num_tokens):
+    """google-research/bert's truncate_seq_pair, lengths only."""
+    while len_a + len_b > max_num_tokens:
+        if len_a > len_b:
+            len_a -= 1
+        else:
+            len_b -= 1
+    return len_a, len_b
+
+
+@pytest.mark.parametrize("len_a", [1, 2, 7, 60, 200])
+@pytest.mark.parametrize("len_b", [1, 3, 7, 61, 300])
+@pytest.mark.parametrize("max_num_tokens", [5, 13, 125])
+def test_truncated_lengths_match_the_original_loop(len_a, len_b, max_num_tokens):
+    assert instances.truncated_lengths(len_a, len_b, max_num_tokens) == _original_truncate(
+        len_a, len_b, max_num_tokens)
+
+
+def _docs(num_docs, rng, sentences=(1, 12), tokens=(1, 40)):
+    lengths, per_doc = [], []
+    for _ in range(num_docs):
+        n = rng.randint(*sentences)
+        per_doc.append(n)
+        lengths += [rng.randint(*tokens) for _ in range(n)]
+    # Token value = its document, to trace where segments come from.
+    doc_of_token = np.repeat(np.repeat(np.arange(num_docs), per_doc), lengths)
+    return instances.pack_documents(doc_of_token + 10, np.array(lengths), np.array(per_doc))
+
+
+def test_spans_fit_and_random_next_comes_from_another_document():
+    docs = _docs(200, random.Random(1))
+    spans = instances.create_instance_spans(docs, 64, 0.1, 2, random.Random(2))
+    a0, a1, b0, b1, rnd = spans.T
+    assert ((a1 - a0) >= 1).all() and ((b1 - b0) >= 1).all()
+    assert ((a1 - a0) + (b1 - b0) <= 61).all()
+    doc_a, doc_b = docs.tokens[a0], docs.tokens[b0]
+    assert (doc_a[rnd == 0] == doc_b[rnd == 0]).all()      # actual next: same document
+    assert (doc_a[rnd == 1] != doc_b[rnd == 1]).mean() > 0.99  # random next: another one
+    # Actual next: B starts where A ended, before truncation from the front.
+    assert (b0[rnd == 0] >= a1[rnd == 0]).all()
+    # Multi-sentence chunks are 50/50; one-sentence chunks are always random.
+    assert 0.45 < rnd.mean() < 0.75
+
+
+def test_single_sentence_documents_get_random_next_and_short_sequences_appear():
+    docs = _docs(50, random.Random(3), sentences=(1, 1), tokens=(5, 30))
+    spans = instances.create_instance_spans(docs, 32, 1.0, 3, random.Random(4))
+    assert len(spans) == 150 and (spans[:, 4] == 1).all()
+
+
+def test_truncation_cuts_front_or_back_at_random():
+    # Sentences far longer than the target: every chunk is one sentence, so A is
+    # one sentence cut to fit; the original removes each token from the front or
+    # the back with probability 1/2.
+    docs = _docs(20, random.Random(5), sentences=(2, 2), tokens=(200, 300))
+    spans = instances.create_instance_spans(docs, 16, 0.0, 20, random.Random(6))
+    bounds = np.unique(np.concatenate([np.array(o) for o in docs.sentence_offsets]))
+    s = np.searchsorted(bounds, spans[:, 0], side="right") - 1
+    front = spans[:, 0] - bounds[s]
+    back = bounds[s + 1] - spans[:, 1]
+    assert (spans[:, 1] - spans[:, 0] <= 13).all()
+    share = front / (front + back)
+    assert abs(share.mean() - 0.5) < 0.02 and share.std() > 0.01
+
+
+def test_assemble_layout():
+    tokens = np.arange(100, 200, dtype=np.int32)
+    spans = np.array([[0, 3, 10, 12, 0], [5, 6, 50, 55, 1]])
+    ids, seg, lengths = instances.assemble(tokens, spans, 12, cls_id=2, sep_id=3)
+    assert ids[0].tolist() == [2, 100, 101, 102, 3, 110, 111, 3, 0, 0, 0, 0]
+    assert seg[0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert ids[1].tolist() == [2, 105, 3, 150, 151, 152, 153, 154, 3, 0, 0, 0]
+    assert lengths.tolist() == [8, 9]
+
+
+def test_pack_documents_drops_empty_sentences_and_documents():
+    docs = instances.pack_documents(np.array([7, 8, 9]), np.array([0, 2, 0, 0, 1]),
+                                    np.array([2, 2, 1]))
+    assert docs.sentence_offsets == [[0, 2], [2, 3]]

@@ -1,0 +1,31 @@
+"""Batched tokenisation follows BERT's BasicTokenizer + WordPiece."""
+from components.pretraining_data import tokenization
+
+
+def _tok(vocab, lines, lower=True):
+    t = tokenization.BertTokenizer(vocab, lower)
+    ids, lengths = t.tokenize(lines)
+    out, pos = [], 0
+    for n in lengths.tolist():
+        out.append([vocab[i] for i in ids[pos:pos + n]])
+        pos += n
+    return out
+
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "中", "文", "hello", "world", ",", "!",
+         "cafe", "##s", "resume", "ab", "Hello", "café"]
+
+
+def test_uncased_lowercases_strips_accents_splits_punct_and_cjk():
+    assert _tok(VOCAB, [b"Hello,world!", "Cafés résumé".encode(), "中文".encode()]) == [
+        ["hello", ",", "world", "!"], ["cafe", "##s", "resume"], ["中", "文"]]
+
+
+def test_cased_keeps_case_and_accents():
+    assert _tok(VOCAB, [b"Hello hello", "café".encode()], lower=False) == [
+        ["Hello", "hello"], ["café"]]
+
+
+def test_control_chars_removed_invalid_utf8_dropped_long_words_unknown():
+    lines = [b"a\x01b", "a\u00adb".encode(), b"a\xffb", b"x" * 150, b"", b" \t "]
+    assert _tok(VOCAB, lines) == [["ab"], ["ab"], ["ab"], ["[UNK]"], [], []]

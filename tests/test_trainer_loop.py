@@ -1,0 +1,140 @@
+"""The training loop: resume after a kill, replica equivalence, NaN stop."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from components.bert.config import BertConfig
+from components.trainer import input_pipeline, training_loop
+from components.trainer.run_fn import build_state
+from conftest import TINY_PREDS, TINY_SEQ, tiny_bert_config, write_records
+from trainer_helpers import split_files, tiny_params
+
+
+def _settings(params, steps=None):
+    t = params.training
+    return training_loop.LoopSettings(
+        num_train_steps=steps or t.num_train_steps, steps_per_execution=t.iterations_per_loop,
+        save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
+        global_batch_size=t.train_batch_size)
+
+
+def _dataset_fn(files, params, is_training=True):
+    def make(context):
+        batch = context.get_per_replica_batch_size(params.training.train_batch_size)
+        ds = input_pipeline.make_dataset(files, batch, TINY_SEQ, TINY_PREDS, is_training=is_training,
+                                         seed=params.training.seed, input_context=context)
+        return ds if is_training else ds.repeat()
+    return make
+
+
+def _fresh_state(params, strategy=None, seed=7):
+    keras.utils.set_random_seed(seed)
+    return build_state(BertConfig.from_dict(params.bert_config), params, strategy or tf.distribute.get_strategy())
+
+
+def _weights(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(independent_records, tmp_path, monkeypatch):
+    files = split_files(independent_records, "train")
+    params = tiny_params(str(tmp_path / "straight"), num_train_steps=4, save_checkpoints_steps=2,
+                         iterations_per_loop=2)
+    straight = _fresh_state(params)
+    training_loop.train(straight, _dataset_fn(files, params), _settings(params), str(tmp_path / "straight"), None)
+
+    # The "killed" run dies in its second chunk, after the checkpoint at step 2.
+    real_make = training_loop.make_train_chunk
+    calls = {"n": 0}
+
+    def dying_make(state, settings):
+        chunk = real_make(state, settings)
+
+        def run(iterator, num_steps):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt("simulated kill")
+            return chunk(iterator, num_steps)
+        return run
+
+    monkeypatch.setattr(training_loop, "make_train_chunk", dying_make)
+    killed = _fresh_state(params)
+    with pytest.raises(KeyboardInterrupt):
+        training_loop.train(killed, _dataset_fn(files, params), _settings(params), str(tmp_path / "resumed"), None)
+    assert tf.train.latest_checkpoint(str(tmp_path / "resumed")).endswith("ckpt-2")
+    monkeypatch.setattr(training_loop, "make_train_chunk", real_make)
+
+    # A new process: new objects, different initial weights; it must resume at step 2.
+    resumed = _fresh_state(params, seed=99)
+    step = training_loop.train(resumed, _dataset_fn(files, params), _settings(params), str(tmp_path / "resumed"), None)
+    assert step == 4
+    for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(straight.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_two_replica_step_equals_single_device_step(independent_records, tmp_path):
+    files = split_files(independent_records, "train")
+    # No warmup: as in the original, the warmup learning rate at step 0 is 0.
+    params = tiny_params(str(tmp_path), num_train_steps=1, iterations_per_loop=1, save_checkpoints_steps=1,
+                         num_warmup_steps=0)
+    single = _fresh_state(params)
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    mirrored = _fresh_state(params, mirrored_strategy)
+    for a, b in zip(_weights(single.model), _weights(mirrored.model)):
+        np.testing.assert_array_equal(a, b)
+
+    training_loop.train(single, _dataset_fn(files, params, is_training=False), _settings(params),
+                        str(tmp_path / "single"), None)
+    training_loop.train(mirrored, _dataset_fn(files, params, is_training=False), _settings(params),
+                        str(tmp_path / "mirrored"), None)
+    moved = 0
+    initial = _fresh_state(params)
+    for before, a, b in zip(_weights(initial.model), _weights(single.model), _weights(mirrored.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        moved += not np.allclose(before, a)
+    assert moved > 10  # the step really changed the weights
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(independent_records, tmp_path):
+    files = split_files(independent_records, "train")
+    params = tiny_params(str(tmp_path / "ckpt"), num_train_steps=2, save_checkpoints_steps=2, iterations_per_loop=2)
+    state = _fresh_state(params)
+    training_loop.train(state, _dataset_fn(files, params), _settings(params), str(tmp_path / "ckpt"), None)
+    good = tf.train.latest_checkpoint(str(tmp_path / "ckpt"))
+
+    # Records whose masked_lm_weights are NaN poison the loss.
+    bad_dir = tmp_path / "bad"
+    bad = []
+    for record in tf.data.TFRecordDataset(files[0]).take(16):
+        example = tf.train.Example.FromString(record.numpy())
+        example.features.feature["masked_lm_weights"].float_list.value[0] = float("nan")
+        bad.append(example.SerializeToString())
+    os.makedirs(bad_dir)
+    with tf.io.TFRecordWriter(str(bad_dir / "bad.tfrecord")) as w:
+        for record in bad:
+            w.write(record)
+    with pytest.raises(training_loop.NonFiniteLossError, match="NaN or Inf.*ckpt-2"):
+        training_loop.train(_fresh_state(params), _dataset_fn([str(bad_dir / "bad.tfrecord")], params),
+                            _settings(params, steps=4), str(tmp_path / "ckpt"), None)
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt")) == good
+
+
+def test_corrupt_shard_is_named(independent_records, tmp_path):
+    shard = tmp_path / "train" / "part-9.tfrecord"
+    write_records(str(shard), 40, seed=5)
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2] + b"\x00" * 17 + data[len(data) // 2 + 17:])  # corrupt in the middle
+    files = [str(shard)]
+    params = tiny_params(str(tmp_path / "ckpt"), num_train_steps=20, save_checkpoints_steps=20, iterations_per_loop=20)
+    with pytest.raises(ValueError, match="part-9.tfrecord"):
+        training_loop.train(_fresh_state(params), _dataset_fn(files, params), _settings(params),
+                            str(tmp_path / "ckpt"), None, train_files=files)

@@ -1,0 +1,88 @@
+"""do_train -> do_eval -> export on tiny records written by an independent writer."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer.run_fn import pretrain, resolve_bert_config
+from conftest import TINY_PREDS, TINY_VOCAB_SIZE, tiny_bert_config
+from trainer_helpers import split_files, tiny_params
+
+
+@pytest.fixture(scope="module")
+def trained(independent_records, tiny_vocab_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    params = tiny_params(str(out / "ckpt"), vocab_file=tiny_vocab_file)
+    metrics = pretrain(params, split_files(independent_records, "train"), split_files(independent_records, "eval"),
+                       str(out / "serving"), str(out / "run"))
+    return {"out": out, "params": params, "metrics": metrics}
+
+
+def test_eval_results_written_like_run_pretraining(trained):
+    text = (trained["out"] / "run" / "eval_results.txt").read_text()
+    values = dict(line.split(" = ") for line in text.strip().splitlines())
+    assert set(values) >= {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
+                           "next_sentence_accuracy", "next_sentence_loss"}
+    assert int(values["global_step"]) == 6
+    assert 0.0 <= float(values["masked_lm_accuracy"]) <= 1.0
+    # Untrained-ish model on 100 tokens: loss near ln(95) for MLM and ln(2) for NSP.
+    assert 3.0 < float(values["masked_lm_loss"]) < 6.0
+    assert 0.3 < float(values["next_sentence_loss"]) < 1.2
+    assert float(values["loss"]) == pytest.approx(float(values["masked_lm_loss"]) + float(values["next_sentence_loss"]),
+                                                  rel=1e-5)
+    # 4 eval batches of 8 from a 48-example split.
+    assert trained["metrics"]["eval_examples"] == 32
+
+
+def test_checkpoints_every_save_steps_with_config(trained):
+    ckpt = trained["out"] / "ckpt"
+    assert tf.train.latest_checkpoint(str(ckpt)).endswith("ckpt-6")
+    assert (ckpt / "ckpt-3.index").exists()
+    assert '"hidden_size": 32' in (ckpt / "bert_config.json").read_text()
+
+
+def test_exported_signature_runs_on_serialized_examples(trained, independent_records):
+    loaded = tf.saved_model.load(str(trained["out"] / "serving"))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(split_files(independent_records, "eval")).take(3)]
+    outputs = loaded.signatures["serving_default"](examples=tf.constant(serialized))
+    assert outputs["masked_lm"].shape == (3, TINY_PREDS, TINY_VOCAB_SIZE)
+    assert outputs["next_sentence"].shape == (3, 2)
+    # Log-probabilities: each distribution sums to one after exp.
+    np.testing.assert_allclose(tf.reduce_logsumexp(outputs["masked_lm"], -1).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(tf.reduce_logsumexp(outputs["next_sentence"], -1).numpy(), 0.0, atol=1e-4)
+    encoded = loaded.signatures["encode"](examples=tf.constant(serialized))
+    assert encoded["sequence_output"].shape == (3, 32, 32)
+    assert encoded["pooled_output"].shape == (3, 32)
+
+
+def test_export_carries_vocab_and_config_assets(trained, tiny_vocab_file):
+    assets = trained["out"] / "serving" / "assets"
+    assert (assets / "vocab.txt").read_text() == open(tiny_vocab_file).read()
+    assert '"num_hidden_layers": 2' in (assets / "bert_config.json").read_text()
+
+
+def test_rerun_resumes_instead_of_restarting(trained, independent_records, tmp_path):
+    before = tf.train.latest_checkpoint(str(trained["out"] / "ckpt"))
+    metrics = pretrain(trained["params"], split_files(independent_records, "train"),
+                       split_files(independent_records, "eval"), str(tmp_path / "serving"), str(tmp_path / "run"))
+    assert metrics["global_step"] == 6  # resumed at 6: no further steps
+    assert tf.train.latest_checkpoint(str(trained["out"] / "ckpt")) == before
+    assert metrics["masked_lm_loss"] == pytest.approx(trained["metrics"]["masked_lm_loss"], rel=1e-6)
+
+
+def test_vocab_size_comes_from_the_vocabulary_when_open(tiny_vocab_file):
+    assert resolve_bert_config(tiny_bert_config(vocab_size=None), tiny_vocab_file).vocab_size == TINY_VOCAB_SIZE
+    with pytest.raises(ValueError, match="smaller than the vocabulary"):
+        resolve_bert_config(tiny_bert_config(vocab_size=50), tiny_vocab_file)
+    with pytest.raises(ValueError, match="--vocab_file"):
+        resolve_bert_config(tiny_bert_config(vocab_size=None), None)
+
+
+def test_seq_longer_than_position_table_is_refused(independent_records, tmp_path):
+    params = tiny_params(str(tmp_path / "ckpt"), bert_config=tiny_bert_config(max_position_embeddings=16))
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        pretrain(params, split_files(independent_records, "train"), split_files(independent_records, "eval"),
+                 str(tmp_path / "serving"), str(tmp_path / "run"))

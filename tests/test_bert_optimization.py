@@ -81,7 +81,7 @@ def test_adamw_two_steps_equal_the_original_formula():
         optimizer.apply_gradients(zip([tf.constant(g) for g in grads], variables))
     expected, m, v = _numpy_adamw(initial, GRADS, lr=0.1, decay=0.01, decayed=[True, False])
     for variable, want in zip(variables, expected):
-        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(optimizer._adam_m[0].numpy(), m[0], rtol=1e-5)
     np.testing.assert_allclose(optimizer._adam_v[1].numpy(), v[1], rtol=1e-5)
     assert optimizer.iterations.numpy() == 2
@@ -95,7 +95,7 @@ def test_bias_correction_option():
         optimizer.apply_gradients(zip([tf.constant(g) for g in grads], variables))
     expected, _, _ = _numpy_adamw(initial, GRADS, lr=0.1, decay=0.01, decayed=[True, False], bias_correction=True)
     for variable, want in zip(variables, expected):
-        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-6, atol=1e-7)
 
 
 def test_lamb_scales_by_the_trust_ratio_except_excluded_variables():
@@ -109,7 +109,7 @@ def test_lamb_scales_by_the_trust_ratio_except_excluded_variables():
     expected, _, _ = _numpy_adamw(initial, GRADS, lr=[0.1, 0.1 * 0.999], decay=0.01, decayed=[True, False],
                                   bias_correction=True, trust_ratio=True)
     for variable, want in zip(variables, expected):
-        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(variable.numpy(), want, rtol=1e-6, atol=1e-7)
 
 
 def test_only_decayed_variables_shrink_with_zero_gradients():
@@ -182,9 +182,11 @@ def test_train_step_under_mirrored_strategy():
     features = dict(dummy_features(2, 8, 2), masked_lm_ids=tf.ones([2, 2], tf.int32),
                     masked_lm_weights=tf.ones([2, 2]), next_sentence_labels=tf.zeros([2, 1], tf.int32))
     with strategy.scope():
-        model = BertPretrainingModel(load_preset("bert_test"))
+        # One layer: tracing a training step is what this test pays for.
+        model = BertPretrainingModel(load_preset("bert_test").replace(num_hidden_layers=1))
         ensure_built(model)
         optimizer = create_optimizer(1e-3, num_train_steps=10, num_warmup_steps=0)
+        optimizer.build(model.trainable_variables)  # no variable creation inside the step: one trace
 
     def replica_step(batch):
         with tf.GradientTape() as tape:

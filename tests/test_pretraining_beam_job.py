@@ -22,9 +22,9 @@ IN_PROCESS = ["--direct_num_workers=1"]
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")
-    (d / "a.txt").write_text(corpus_text(30, seed=1))
-    (d / "b.txt").write_text(corpus_text(30, seed=2, first_doc=30, min_sentences=1))
-    (d / "empty.txt").write_text("")
+    (d / "corpus_a.txt").write_text(corpus_text(30, seed=1))
+    (d / "corpus_b.txt").write_text(corpus_text(30, seed=2, first_doc=30, min_sentences=1))
+    (d / "corpus_empty.txt").write_text("")
     return d, write_vocab(d / "vocab.txt")
 
 
@@ -41,7 +41,7 @@ def _files_bytes(root):
 def two_worker_run(corpus, tmp_path_factory):
     d, vocab = corpus
     out = str(tmp_path_factory.mktemp("out") / "records")
-    stats = beam_job.run_prepare_data([f"{d}/*.txt"], vocab, out, OPTIONS,
+    stats = beam_job.run_prepare_data([f"{d}/corpus_*.txt"], vocab, out, OPTIONS,
                                       ["--direct_num_workers=2",
                                        "--direct_running_mode=multi_processing"])
     return out, stats
@@ -99,11 +99,11 @@ def test_deterministic_and_independent_of_worker_count(two_worker_run, corpus, t
     out, stats = two_worker_run
     d, vocab = corpus
     again = str(tmp_path / "again")
-    stats2 = beam_job.run_prepare_data([f"{d}/*.txt"], vocab, again, OPTIONS, IN_PROCESS)
+    stats2 = beam_job.run_prepare_data([f"{d}/corpus_*.txt"], vocab, again, OPTIONS, IN_PROCESS)
     assert _files_bytes(again) == _files_bytes(out)
     assert stats2["num_train_instances"] == stats["num_train_instances"]
     other_seed = str(tmp_path / "other")
-    beam_job.run_prepare_data([f"{d}/*.txt"], vocab, other_seed,
+    beam_job.run_prepare_data([f"{d}/corpus_*.txt"], vocab, other_seed,
                               PretrainingDataOptions(**{**json.loads(OPTIONS.to_json()),
                                                         "random_seed": 1}), IN_PROCESS)
     assert _files_bytes(other_seed) != _files_bytes(out)
@@ -113,7 +113,7 @@ def test_output_file_mode_and_nsp_balance(corpus, tmp_path):
     d, vocab = corpus
     target = tmp_path / "single" / "out.tfrecord"
     opts = PretrainingDataOptions(max_seq_length=SEQ, max_predictions_per_seq=PRED, dupe_factor=5)
-    stats = beam_job.run_prepare_data_to_files([str(d / "a.txt")], vocab, [str(target)], opts,
+    stats = beam_job.run_prepare_data_to_files([str(d / "corpus_a.txt")], vocab, [str(target)], opts,
                                                IN_PROCESS)
     records = _records(str(target))
     assert len(records) == stats["num_train_instances"] and stats["num_eval_instances"] == 0
@@ -130,7 +130,7 @@ def test_replaces_existing_output_atomically_and_failure_leaves_no_output(corpus
     out = tmp_path / "records"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    beam_job.run_prepare_data([str(d / "a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
+    beam_job.run_prepare_data([str(d / "corpus_a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
     assert sorted(os.listdir(out)) == ["eval", "manifest.json", "train"]
     before = _files_bytes(str(out))
 
@@ -139,12 +139,12 @@ def test_replaces_existing_output_atomically_and_failure_leaves_no_output(corpus
 
     monkeypatch.setattr(bucket, "process_bucket", boom)
     with pytest.raises(Exception, match="worker failed"):
-        beam_job.run_prepare_data([str(d / "a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
+        beam_job.run_prepare_data([str(d / "corpus_a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
     assert _files_bytes(str(out)) == before  # old output untouched
     assert sorted(os.listdir(tmp_path)) == ["records"]  # no staging left
     fresh = tmp_path / "fresh"
     with pytest.raises(Exception, match="worker failed"):
-        beam_job.run_prepare_data([str(d / "a.txt")], vocab, str(fresh), OPTIONS, IN_PROCESS)
+        beam_job.run_prepare_data([str(d / "corpus_a.txt")], vocab, str(fresh), OPTIONS, IN_PROCESS)
     assert sorted(os.listdir(tmp_path)) == ["records"]
 
 
@@ -154,12 +154,12 @@ def test_bad_inputs_fail_early_with_the_culprit_named(corpus, tmp_path):
     bad_vocab = tmp_path / "bad_vocab.txt"
     bad_vocab.write_text("[PAD]\n[UNK]\nhello\n")
     with pytest.raises(ValueError, match="bad_vocab.txt.*lacks"):
-        beam_job.run_prepare_data([str(d / "a.txt")], str(bad_vocab), out, OPTIONS, IN_PROCESS)
+        beam_job.run_prepare_data([str(d / "corpus_a.txt")], str(bad_vocab), out, OPTIONS, IN_PROCESS)
     with pytest.raises(ValueError, match="nope.*matches no file"):
         beam_job.run_prepare_data([str(d / "nope*.txt")], vocab, out, OPTIONS, IN_PROCESS)
     with pytest.raises(ValueError, match="max_seq_length"):
-        beam_job.run_prepare_data([str(d / "a.txt")], vocab, out,
+        beam_job.run_prepare_data([str(d / "corpus_a.txt")], vocab, out,
                                   PretrainingDataOptions(max_seq_length=7), IN_PROCESS)
-    with pytest.raises(ValueError, match="No documents.*empty.txt"):
-        beam_job.run_prepare_data([str(d / "empty.txt")], vocab, out, OPTIONS, IN_PROCESS)
+    with pytest.raises(ValueError, match="No documents.*corpus_empty.txt"):
+        beam_job.run_prepare_data([str(d / "corpus_empty.txt")], vocab, out, OPTIONS, IN_PROCESS)
     assert os.listdir(tmp_path) == ["bad_vocab.txt"]

@@ -63,6 +63,8 @@ class BertEmbeddings(keras.layers.Layer):
           ValueError: S is larger than max_position_embeddings (static shapes), or the
             inputs are not rank 2. With a dynamic S the check runs as an assertion op.
         """
+        input_ids = tf.convert_to_tensor(input_ids)
+        segment_ids = tf.convert_to_tensor(segment_ids)
         batch_size, seq_length = get_shape_list(input_ids, expected_rank=2, name="input_ids")
         get_shape_list(segment_ids, expected_rank=2, name="segment_ids")
         config = self.config

@@ -152,10 +152,9 @@ class BertModel(keras.layers.Layer):
           (sequence_output [B, S, H], pooled_output [B, H]), in the compute dtype
           (float32, or bfloat16 under a mixed_bfloat16 policy).
         """
-        if input_mask is None:
-            input_mask = tf.ones_like(input_ids)
-        if segment_ids is None:
-            segment_ids = tf.zeros_like(input_ids)
+        input_ids = tf.convert_to_tensor(input_ids)
+        input_mask = tf.ones_like(input_ids) if input_mask is None else tf.convert_to_tensor(input_mask)
+        segment_ids = tf.zeros_like(input_ids) if segment_ids is None else tf.convert_to_tensor(segment_ids)
         hidden_states = self.embeddings(input_ids, segment_ids, training=training)
         mask_bias = attention_mask_bias(input_mask)
         for layer in self.encoder_layers:

@@ -62,7 +62,7 @@ class MaskedLMHead(keras.layers.Layer):
         """The [V, H] output projection: the word embedding variable itself."""
         return self.embeddings.word_embedding_table
 
-    def call(self, sequence_output: tf.Tensor, masked_lm_positions: tf.Tensor) -> tf.Tensor:
+    def call(self, sequence_output: tf.Tensor, masked_lm_positions: tf.Tensor, training=None) -> tf.Tensor:
         """Args: sequence_output [B, S, H]; masked_lm_positions int32 [B, P].
 
         Returns:
@@ -97,7 +97,7 @@ class NextSentenceHead(keras.layers.Layer):
             "output_bias", shape=[2], initializer="zeros", dtype=tf.float32, experimental_autocast=False)
         super().build(input_shape)
 
-    def call(self, pooled_output: tf.Tensor) -> tf.Tensor:
+    def call(self, pooled_output: tf.Tensor, training=None) -> tf.Tensor:
         """Args: pooled_output [B, H]. Returns float32 [B, 2] log-probabilities (0 = IsNext)."""
         get_shape_list(pooled_output, expected_rank=2, name="pooled_output")
         logits = tf.matmul(pooled_output, self.output_weights, transpose_b=True)

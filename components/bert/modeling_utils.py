@@ -49,9 +49,9 @@ def layer_norm() -> keras.layers.LayerNormalization:
     return keras.layers.LayerNormalization(axis=-1, epsilon=LAYER_NORM_EPSILON, name=LAYER_NORM_NAME)
 
 
-def get_shape_list(tensor: tf.Tensor, expected_rank: Optional[int] = None,
+def get_shape_list(tensor, expected_rank: Optional[int] = None,
                    name: str = "tensor") -> List[Union[int, tf.Tensor]]:
-    """The shape of `tensor` as a list: Python ints where static, scalar tensors where dynamic.
+    """The shape of `tensor` (a tensor or array) as a list: ints where static, scalar tensors where dynamic.
 
     Static dimensions stay ints so that TPU programs see fixed shapes; dynamic ones (None
     batch or sequence length in an exported signature) become tf.shape() entries.
@@ -59,6 +59,7 @@ def get_shape_list(tensor: tf.Tensor, expected_rank: Optional[int] = None,
     Raises:
       ValueError: the rank is not `expected_rank`.
     """
+    tensor = tf.convert_to_tensor(tensor)
     static = tensor.shape.as_list()
     if expected_rank is not None and len(static) != expected_rank:
         raise ValueError(

@@ -17,8 +17,9 @@ from components.bert.config import BertConfig
 from components.bert.encoder import BertModel
 from components.bert.heads import MaskedLMHead, NextSentenceHead
 
-# The feature keys the model reads, in the original names.
-MODEL_FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
+# The feature keys the model reads, in the original names: three [B, S], one [B, P].
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+MODEL_FEATURES = SEQUENCE_FEATURES + ("masked_lm_positions",)
 
 
 class BertPretrainingModel(keras.Model):
@@ -83,20 +84,32 @@ class BertPretrainingModel(keras.Model):
 def dummy_features(batch_size: int = 1, seq_length: int = 2,
                    max_predictions_per_seq: int = 1) -> Dict[str, tf.Tensor]:
     """All-zero int32 features of the given shapes (input_mask all ones), to build variables."""
-    ids = tf.zeros([batch_size, seq_length], tf.int32)
-    return {
-        "input_ids": ids,
-        "input_mask": tf.ones_like(ids),
-        "segment_ids": ids,
-        "masked_lm_positions": tf.zeros([batch_size, max_predictions_per_seq], tf.int32),
-    }
+    features = {key: tf.zeros([batch_size, seq_length], tf.int32) for key in SEQUENCE_FEATURES}
+    features["input_mask"] = tf.ones([batch_size, seq_length], tf.int32)
+    features["masked_lm_positions"] = tf.zeros([batch_size, max_predictions_per_seq], tf.int32)
+    return features
 
 
-def ensure_built(model: BertPretrainingModel, features: Optional[Mapping[str, tf.Tensor]] = None) -> None:
-    """Creates the model's variables (one forward pass on tiny dummy features) if not yet built.
+def feature_specs(batch_size: Optional[int] = None, seq_length: Optional[int] = None,
+                  max_predictions_per_seq: Optional[int] = None) -> Dict[str, tf.TensorSpec]:
+    """int32 TensorSpecs of the features the model reads (None = any size), e.g. for export."""
+    specs = {key: tf.TensorSpec([batch_size, seq_length], tf.int32, name=key) for key in SEQUENCE_FEATURES}
+    specs["masked_lm_positions"] = tf.TensorSpec([batch_size, max_predictions_per_seq], tf.int32,
+                                                 name="masked_lm_positions")
+    return specs
 
-    Loading weights (TF1 names, or restoring into existing variables) needs the
-    variables to exist; Keras creates them on the first call.
+
+def ensure_built(model: BertPretrainingModel) -> None:
+    """Creates the model's variables if they do not exist yet.
+
+    Loading weights needs the variables to exist, and Keras creates them on the first
+    call, here on tiny dummy features. Keras also records the first call's input shapes
+    as the model's save spec, which a Keras SavedModel export traces; the spec is set
+    first to any batch and sequence size, so the dummy [1, 2] shapes do not pin an
+    exported model to sequences of length 2. (Tracing the first call symbolically would
+    do the same through public API but costs seconds per model.) Under a distribution
+    strategy, call it inside strategy.scope().
     """
     if not model.built:
-        model(features if features is not None else dummy_features(), training=False)
+        model._set_save_spec(feature_specs())  # pylint: disable=protected-access
+        model(dummy_features(), training=False)

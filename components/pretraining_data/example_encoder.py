@@ -19,39 +19,49 @@ _TAG_3 = 0x1A   # Feature.int64_list
 
 
 def varints(values: np.ndarray):
-    """Varint-encodes each row of non-negative integers.
+    """Varint-encodes each row of integers as a padded byte band.
 
     Args:
       values: int array [N, K] (int64 range; negatives are encoded as 10-byte
         two's complement, as protobuf does).
     Returns:
-      (flat uint8 [sum of row lengths] in row-major order, row byte counts int64 [N]).
+      (band uint8 [N, K * width], mask bool [N, K * width] or None when every
+      byte is used): row i's encoding is band[i][mask[i]].
     """
-    v = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
+    v = np.asarray(values)
     n = v.shape[0]
     if v.size == 0:
-        return np.zeros(0, np.uint8), np.zeros(n, np.int64)
-    top = int(v.max())
-    if top < 0x80:  # the common case for masks, segment ids, labels
-        return v.astype(np.uint8).ravel(), np.full(n, v.shape[1], np.int64)
-    width = 1
-    while width < 10 and top >= (1 << (7 * width)):
-        width += 1
-    nbytes = np.ones(v.shape, np.int64)
+        return np.zeros((n, 0), np.uint8), None
+    top, low = int(v.max()), int(v.min())
+    if low >= 0 and top < 0x80:  # one byte each: masks, segment ids, labels, small ids
+        return v.astype(np.uint8).reshape(n, -1), None
+    if low < 0 or top >= 2**31:
+        v = v.astype(np.int64).view(np.uint64)
+        width = 10 if low < 0 else next(w for w in range(1, 11) if top < 1 << (7 * w))
+        one = np.uint64(1)
+    else:
+        v = v.astype(np.int32)  # 4x less memory traffic than int64
+        width = next(w for w in range(1, 6) if top < 1 << (7 * w))
+        one = 1
+    nbytes = np.ones(v.shape, np.int8)
     for k in range(1, width):
-        nbytes += v >= np.uint64(1 << (7 * k))
-    pos = np.arange(width)
-    groups = (v[..., None] >> (np.uint64(7) * pos.astype(np.uint64))) & np.uint64(0x7F)
-    groups = groups.astype(np.uint8)
-    groups[pos < nbytes[..., None] - 1] |= 0x80  # continuation bit on all but the last byte
-    flat = groups[pos < nbytes[..., None]]
-    return flat, nbytes.sum(axis=-1)
+        nbytes += v >= (one << (7 * k))
+    band = np.empty(v.shape + (width,), np.uint8)
+    for k in range(width):
+        byte = ((v >> (7 * k)) & 0x7F).astype(np.uint8)
+        if k < width - 1:
+            byte |= (nbytes > k + 1).view(np.uint8) << 7  # continuation bit
+        band[..., k] = byte
+    mask = np.arange(width, dtype=np.int8) < nbytes[..., None]
+    return band.reshape(n, -1), mask.reshape(n, -1)
 
 
 class _Parts:
-    """N byte strings kept as a list of column parts until materialised once.
+    """N byte strings kept as a list of column bands until materialised once.
 
-    A part is (flat uint8, row lengths [N]) or (constant bytes as uint8, None).
+    A part is (band uint8 [N, W] or constant uint8 [W], mask bool [N, W] or None).
+    Materialising concatenates the bands and keeps the masked bytes, row-major,
+    which is every row's concatenation in one boolean-index operation.
     """
 
     def __init__(self, n: int, parts=None):
@@ -62,8 +72,8 @@ class _Parts:
         self.parts.append((np.frombuffer(data, np.uint8), None))
         return self
 
-    def var(self, flat: np.ndarray, lens: np.ndarray) -> "_Parts":
-        self.parts.append((flat, lens))
+    def band(self, band: np.ndarray, mask) -> "_Parts":
+        self.parts.append((band, mask))
         return self
 
     def extend(self, other: "_Parts") -> "_Parts":
@@ -72,40 +82,35 @@ class _Parts:
 
     def lengths(self) -> np.ndarray:
         total = np.zeros(self.n, np.int64)
-        for flat, lens in self.parts:
-            total += len(flat) if lens is None else lens
+        for band, mask in self.parts:
+            total += band.shape[-1] if mask is None else mask.sum(axis=1)
         return total
 
     def length_delimited(self, tag: int) -> "_Parts":
         """Returns tag + varint(len(row)) + row, for every row."""
-        flat, lens = varints(self.lengths()[:, None])
-        return _Parts(self.n).const(bytes([tag])).var(flat, lens).extend(self)
+        band, mask = varints(self.lengths()[:, None])
+        return _Parts(self.n).const(bytes([tag])).band(band, mask).extend(self)
 
     def materialise(self):
         """Returns (blob bytes, offsets int64 [N + 1]); row i is blob[offsets[i]:offsets[i+1]]."""
-        merged = []  # adjacent constants merged: fewer scatter passes
-        for flat, lens in self.parts:
-            if lens is None and merged and merged[-1][1] is None:
-                merged[-1] = (np.concatenate([merged[-1][0], flat]), None)
-            else:
-                merged.append((flat, lens))
         n = self.n
-        col_lens = np.stack(
-            [np.full(n, len(f), np.int64) if l is None else l for f, l in merged], axis=1)
-        row_lens = col_lens.sum(axis=1)
+        bands, masks, any_mask = [], [], False
+        for band, mask in self.parts:
+            if band.ndim == 1:
+                band = np.broadcast_to(band, (n, len(band)))
+            bands.append(band)
+            masks.append(mask)
+            any_mask |= mask is not None
+        matrix = np.concatenate(bands, axis=1)
         offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(row_lens, out=offsets[1:])
-        col_starts = offsets[:-1, None] + np.cumsum(col_lens, axis=1) - col_lens
-        out = np.empty(int(offsets[-1]), np.uint8)
-        for j, (flat, lens) in enumerate(merged):
-            if lens is None:
-                dest = col_starts[:, j, None] + np.arange(len(flat))
-                out[dest] = flat
-            elif len(flat):
-                src_starts = np.cumsum(lens) - lens
-                dest = np.repeat(col_starts[:, j] - src_starts, lens) + np.arange(len(flat))
-                out[dest] = flat
-        return out.tobytes(), offsets
+        if not any_mask:
+            np.cumsum(np.full(n, matrix.shape[1], np.int64), out=offsets[1:])
+            return matrix.tobytes(), offsets
+        keep = np.concatenate(
+            [np.ones((n, b.shape[1]), bool) if m is None else m for b, m in zip(bands, masks)],
+            axis=1)
+        np.cumsum(keep.sum(axis=1), out=offsets[1:])
+        return matrix[keep].tobytes(), offsets
 
 
 def _feature_entry(name: str, value_list: _Parts, list_tag: int) -> _Parts:
@@ -118,15 +123,15 @@ def _feature_entry(name: str, value_list: _Parts, list_tag: int) -> _Parts:
 
 
 def _int64_feature(name: str, values: np.ndarray) -> _Parts:
-    flat, lens = varints(values)
-    packed = _Parts(values.shape[0]).var(flat, lens).length_delimited(_TAG_1)
+    band, mask = varints(values)
+    packed = _Parts(values.shape[0]).band(band, mask).length_delimited(_TAG_1)
     return _feature_entry(name, packed, _TAG_3)
 
 
 def _float_feature(name: str, values: np.ndarray) -> _Parts:
     n, k = values.shape
-    data = np.ascontiguousarray(values, dtype="<f4").view(np.uint8).ravel()
-    packed = _Parts(n).var(data, np.full(n, 4 * k, np.int64)).length_delimited(_TAG_1)
+    data = np.ascontiguousarray(values, dtype="<f4").view(np.uint8).reshape(n, 4 * k)
+    packed = _Parts(n).band(data, None).length_delimited(_TAG_1)
     return _feature_entry(name, packed, _TAG_2)
 
 

@@ -70,8 +70,12 @@ def create_instance_spans(docs: TokenizedDocuments, max_seq_length: int, short_s
     out: List[int] = []
     append = out.extend
     rand = rng.random
-    randint = rng.randint
     getrandbits = rng.getrandbits
+
+    def randint(a, b):
+        # Uniform on [a, b] like random.randint, ~10x cheaper (bias < 2**-40).
+        return a + int(rand() * (b - a + 1))
+
     for _ in range(dupe_factor):
         for doc_index in range(num_docs):
             off = offsets[doc_index]

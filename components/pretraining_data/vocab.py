@@ -79,26 +79,23 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ValueError(f"vocab_size={vocab_size} is too small: it must leave room beyond the "
                          f"{len(SPECIAL_TOKENS)} special tokens (BERT uses 30522).")
-    import tensorflow as tf
-    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as learner
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
 
-    from components.pretraining_data import text_reader, tokenization
+    from components.pretraining_data import text_reader
 
     files = text_reader.expand_patterns(input_patterns)
     lines = list(_iter_lines(files, max_lines))
     if not lines:
         raise ValueError(f"No text in {text_reader.split_patterns(input_patterns)} "
                          "(--input_file): every matched file is empty.")
-    dataset = (tf.data.Dataset.from_tensor_slices(lines).batch(4096)
-               .map(tokenization.clean_text))
-    tokens = learner.bert_vocab_from_dataset(
-        dataset,
+    word_counts = _count_words(lines, do_lower_case)
+    # The learner keeps words seen at least lower_thresh times; its default (10)
+    # leaves a small corpus with single characters only.
+    tokens = learner_lib.learn(
+        word_counts,
         vocab_size=vocab_size,
         reserved_tokens=list(SPECIAL_TOKENS),
-        bert_tokenizer_params={"lower_case": bool(do_lower_case)},
-        # lower_thresh: the learner keeps words seen at least this often. Its default
-        # (10) leaves a small corpus with characters only.
-        learn_params={"lower_thresh": 2 if len(lines) < 100_000 else 10},
+        lower_thresh=2 if len(lines) < 100_000 else 10,
     )
     if list(tokens[:len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
         raise RuntimeError(f"The vocabulary learner did not put {SPECIAL_TOKENS} first.")
@@ -108,7 +105,12 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
 
 def write_vocabulary(tokens: Sequence[str], output_path: str) -> None:
     """Writes one token per line to a temp file next to output_path, then renames it."""
-    data = "".join(f"{t}\n" for t in tokens).encode("utf-8")
+    write_text(output_path, "".join(f"{t}\n" for t in tokens))
+
+
+def write_text(output_path: str, text: str) -> None:
+    """Writes text (UTF-8) to a temp file next to output_path, then renames it."""
+    data = text.encode("utf-8")
     tmp = f"{output_path}.tmp-{uuid.uuid4().hex}"
     if "://" not in output_path:
         parent = os.path.dirname(os.path.abspath(output_path))
@@ -128,6 +130,32 @@ def write_vocabulary(tokens: Sequence[str], output_path: str) -> None:
     if FileSystems.exists(output_path):
         FileSystems.delete([output_path])
     FileSystems.rename([tmp], [output_path])
+
+
+def _count_words(lines: List[bytes], do_lower_case: bool) -> dict:
+    """{word: count} after BERT basic tokenisation, as bert_vocab_from_dataset counts them.
+
+    Equivalent to tensorflow-text's `count_words`, but counts each batch with
+    np.unique instead of a per-word Python Counter update.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_text.python.ops import bert_tokenizer  # the learner's own splitter
+
+    from components.pretraining_data import tokenization
+
+    basic = bert_tokenizer.BasicTokenizer(lower_case=bool(do_lower_case))
+    counts = {}
+    for start in range(0, len(lines), 8192):
+        batch = tokenization.clean_text(
+            tf.constant(tokenization.valid_utf8(lines[start:start + 8192]), tf.string))
+        words = basic.tokenize(batch).flat_values.numpy()
+        if not len(words):
+            continue
+        unique, n = np.unique(words, return_counts=True)
+        for word, c in zip(unique.tolist(), n.tolist()):
+            counts[word] = counts.get(word, 0) + c
+    return {w.decode("utf-8", "ignore"): c for w, c in counts.items()}
 
 
 def _iter_lines(files, max_lines: int) -> Iterator[bytes]:

@@ -1,0 +1,179 @@
+"""`bertpipe vocab` and `bertpipe prepare-data`: argument parsing only, then plain functions.
+
+Flag names are google-research/bert's create_pretraining_data.py flags, so its
+command lines work unchanged; the options this project adds are listed after them.
+Unknown flags of prepare-data are passed to Beam (e.g. --project, --region,
+--temp_location for Dataflow).
+"""
+import argparse
+import logging
+import sys
+
+from components.pretraining_data.options import PretrainingDataOptions
+
+_DEFAULTS = PretrainingDataOptions()
+
+
+def _bool(value: str) -> bool:
+    """absl-style booleans: --do_lower_case=false works as in the original."""
+    v = str(value).strip().lower()
+    if v in ("1", "true", "t", "yes", "y"):
+        return True
+    if v in ("0", "false", "f", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def register(subparsers) -> None:
+    """Adds the `vocab` and `prepare-data` subcommands; each sets func(args) -> exit code."""
+    v = subparsers.add_parser(
+        "vocab", help="learn a WordPiece vocabulary from a corpus",
+        description="Learn a WordPiece vocabulary (tensorflow-text's BERT vocabulary learner). "
+                    "The first five tokens are [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0-4).")
+    v.add_argument("--input_file", required=True,
+                   help="corpus files or globs, comma-separated (plain or .gz); one sentence "
+                        "per line, blank line between documents")
+    v.add_argument("--vocab_file", "--output", dest="vocab_file", required=True,
+                   help="where to write vocab.txt (written to a temp name, then renamed)")
+    v.add_argument("--vocab_size", type=int, default=30522,
+                   help="target size including special tokens (default 30522, as BERT); a "
+                        "small corpus may give fewer")
+    v.add_argument("--do_lower_case", type=_bool, nargs="?", const=True, default=True,
+                   help="uncased: lower-case and strip accents (default true; "
+                        "--do_lower_case=false for a cased vocabulary)")
+    v.add_argument("--max_lines", type=int, default=2_000_000,
+                   help="read at most this many lines (default 2,000,000)")
+    v.set_defaults(func=run_vocab)
+
+    p = subparsers.add_parser(
+        "prepare-data", help="text -> BERT pretraining TFRecords (Apache Beam)",
+        description="Create masked-LM / next-sentence TFRecords as google-research/bert's "
+                    "create_pretraining_data.py, as a parallel Apache Beam job. Give either "
+                    "--output_dir (sharded, train/ and eval/ split by document) or --output_file "
+                    "(the original: all instances, no split). Unknown flags go to Beam.",
+        epilog="Local: --direct_num_workers=4. Dataflow: --runner=DataflowRunner "
+               "--setup_file=./setup.py --project=P --region=R --temp_location=gs://B/tmp")
+    p.add_argument("--input_file", required=True,
+                   help="input files or globs, comma-separated (plain or .gz)")
+    p.add_argument("--vocab_file", required=True,
+                   help="vocab.txt with [PAD] [UNK] [CLS] [SEP] [MASK]")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output_dir",
+                     help="write train/part-*-of-N.tfrecord and eval/part-*.tfrecord here "
+                          "(replaced atomically when the job succeeds)")
+    out.add_argument("--output_file",
+                     help="original semantics: output TFRecord file(s), comma-separated; all "
+                          "instances, no eval split")
+    p.add_argument("--max_seq_length", type=int, default=_DEFAULTS.max_seq_length,
+                   help="maximum sequence length (default %(default)s)")
+    p.add_argument("--max_predictions_per_seq", type=int,
+                   default=_DEFAULTS.max_predictions_per_seq,
+                   help="maximum masked LM predictions per sequence (default %(default)s)")
+    p.add_argument("--masked_lm_prob", type=float, default=_DEFAULTS.masked_lm_prob,
+                   help="masked LM probability (default %(default)s)")
+    p.add_argument("--dupe_factor", type=int, default=_DEFAULTS.dupe_factor,
+                   help="times to duplicate the input data with different masks "
+                        "(default %(default)s)")
+    p.add_argument("--short_seq_prob", type=float, default=_DEFAULTS.short_seq_prob,
+                   help="probability of creating sequences shorter than the maximum "
+                        "(default %(default)s)")
+    p.add_argument("--do_lower_case", type=_bool, nargs="?", const=True,
+                   default=_DEFAULTS.do_lower_case,
+                   help="lower-case the input; true for uncased vocabularies (default true)")
+    p.add_argument("--do_whole_word_mask", type=_bool, nargs="?", const=True,
+                   default=_DEFAULTS.do_whole_word_mask,
+                   help="mask whole words instead of WordPieces (default false)")
+    p.add_argument("--random_seed", type=int, default=_DEFAULTS.random_seed,
+                   help="random seed for data generation (default %(default)s)")
+    p.add_argument("--num_shards", type=int, default=_DEFAULTS.num_shards,
+                   help="files per split with --output_dir (default %(default)s)")
+    p.add_argument("--eval_fraction", type=float, default=_DEFAULTS.eval_fraction,
+                   help="fraction of documents for eval/ with --output_dir (default "
+                        "%(default)s)")
+    p.add_argument("--runner", default=None,
+                   help="Beam runner (default DirectRunner, multi_processing)")
+    p.add_argument("--direct_num_workers", type=int, default=None,
+                   help="DirectRunner worker processes (default 2)")
+    p.add_argument("--setup_file", default=None,
+                   help="for remote runners: ./setup.py, which ships this project's packages")
+    p.set_defaults(func=run_prepare_data, accepts_unknown_args=True)
+
+
+def options_from_args(args) -> PretrainingDataOptions:
+    return PretrainingDataOptions(
+        max_seq_length=args.max_seq_length,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        masked_lm_prob=args.masked_lm_prob,
+        dupe_factor=args.dupe_factor,
+        short_seq_prob=args.short_seq_prob,
+        do_lower_case=args.do_lower_case,
+        do_whole_word_mask=args.do_whole_word_mask,
+        random_seed=args.random_seed,
+        eval_fraction=args.eval_fraction,
+        num_shards=args.num_shards,
+    )
+
+
+def beam_args_from(args, extra=None):
+    out = list(extra or getattr(args, "beam_args", None) or [])
+    if args.runner:
+        out.append(f"--runner={args.runner}")
+    if args.direct_num_workers is not None:
+        out.append(f"--direct_num_workers={args.direct_num_workers}")
+    if args.setup_file:
+        out.append(f"--setup_file={args.setup_file}")
+    return out
+
+
+def run_vocab(args) -> int:
+    from components.pretraining_data import vocab
+
+    try:
+        n = vocab.learn_vocabulary([args.input_file], args.vocab_file, args.vocab_size,
+                                   args.do_lower_case, max_lines=args.max_lines)
+    except ValueError as e:
+        print(f"bertpipe vocab: error: {e}", file=sys.stderr)
+        return 2
+    print(f"Wrote {n} tokens to {args.vocab_file}")
+    return 0
+
+
+def run_prepare_data(args, beam_args=None) -> int:
+    """Runs the job; beam_args: unknown flags the caller's parse_known_args left over."""
+    from components.pretraining_data import beam_job
+
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        options = options_from_args(args).validate()
+        extra = beam_args_from(args, beam_args)
+        if args.output_file:
+            stats = beam_job.run_prepare_data_to_files(
+                [args.input_file], args.vocab_file, args.output_file.split(","), options, extra)
+            where = args.output_file
+        else:
+            stats = beam_job.run_prepare_data([args.input_file], args.vocab_file, args.output_dir,
+                                              options, extra)
+            where = args.output_dir
+    except ValueError as e:
+        print(f"bertpipe prepare-data: error: {e}", file=sys.stderr)
+        return 2
+    print(f"Wrote {stats['num_train_instances']} train and {stats['num_eval_instances']} eval "
+          f"instances from {stats['num_documents']} documents to {where} "
+          f"in {stats['seconds']:.1f} s")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Standalone entry point (the project's `bertpipe` calls register() instead)."""
+    parser = argparse.ArgumentParser(prog="bertpipe")
+    register(parser.add_subparsers(dest="command", required=True))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_unknown_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        return args.func(args, unknown)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

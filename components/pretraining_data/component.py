@@ -1,0 +1,71 @@
+"""TFX components: VocabularyGen (corpus -> vocab.txt) and PretrainingDataGen (-> TFRecords).
+
+Thin wrappers: they unpack artifacts and call vocab.learn_vocabulary and
+beam_job.run_prepare_data, which the tests drive directly. The decorated
+functions stay reachable for tests as
+`VocabularyGen.EXECUTOR_SPEC.executor_class._FUNCTION`.
+
+A Beam component declares `beam_pipeline: BeamComponentParameter[beam.Pipeline] = None`
+(use_beam=True), which TFX fills with a pipeline built from the pipeline's
+beam_pipeline_args. PretrainingDataGen
+builds its job on that pipeline and runs it itself, so it can stage the output
+and rename it into place after the run.
+"""
+import json
+import os
+
+import apache_beam as beam
+from tfx.dsl.component.experimental.annotations import (BeamComponentParameter, InputArtifact, OutputArtifact,
+                                                        Parameter)
+from tfx.dsl.component.experimental.decorators import component
+
+from components.artifacts import PretrainingRecords, Vocabulary, vocabulary_file
+from components.pretraining_data import beam_job, text_reader
+from components.pretraining_data import vocab as vocab_lib
+from components.pretraining_data.options import PretrainingDataOptions
+
+
+@component
+def VocabularyGen(  # pylint: disable=invalid-name
+        corpus_pattern: Parameter[str],
+        vocab_size: Parameter[int],
+        do_lower_case: Parameter[int],
+        vocabulary: OutputArtifact[Vocabulary]) -> None:
+    """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs)."""
+    path = os.path.join(vocabulary.uri, Vocabulary.FILE_NAME)
+    size = vocab_lib.learn_vocabulary(text_reader.split_patterns(corpus_pattern), path,
+                                      vocab_size, bool(do_lower_case))
+    vocabulary.vocab_size = size
+    vocabulary.do_lower_case = int(bool(do_lower_case))
+
+
+@component(use_beam=True)
+def PretrainingDataGen(  # pylint: disable=invalid-name
+        vocabulary: InputArtifact[Vocabulary],
+        corpus_pattern: Parameter[str],
+        records_dir: Parameter[str],
+        options_json: Parameter[str],
+        records: OutputArtifact[PretrainingRecords],
+        beam_pipeline: BeamComponentParameter[beam.Pipeline] = None) -> None:
+    """Writes records_dir/{train,eval}/part-*.tfrecord and a manifest.json in the artifact.
+
+    options_json: PretrainingDataOptions.to_json(); "" means the defaults. Its
+    do_lower_case must match the vocabulary's.
+    """
+    options = PretrainingDataOptions.from_json(options_json or "{}")
+    # Unset on vocabularies imported from elsewhere: then there is nothing to check.
+    vocab_lower = vocabulary.do_lower_case if vocabulary.has_property("do_lower_case") else None
+    if vocab_lower is not None and bool(vocab_lower) != options.do_lower_case:
+        raise ValueError(
+            f"options_json do_lower_case={options.do_lower_case} but the Vocabulary at "
+            f"{vocabulary.uri} was learnt with do_lower_case={bool(vocab_lower)}; use the same.")
+    vocab_file = vocabulary_file(vocabulary.uri)
+    stats = beam_job.run_prepare_data(text_reader.split_patterns(corpus_pattern), vocab_file,
+                                      records_dir, options, pipeline=beam_pipeline)
+    manifest = {"records_dir": records_dir, "stats": stats, "options": json.loads(options.to_json()),
+                "vocab_file": vocab_file, "corpus_pattern": corpus_pattern}
+    vocab_lib.write_text(os.path.join(records.uri, PretrainingRecords.MANIFEST_NAME),
+                         json.dumps(manifest, indent=2, sort_keys=True))
+    records.num_train_instances = stats["num_train_instances"]
+    records.num_eval_instances = stats["num_eval_instances"]
+    records.records_dir = records_dir

@@ -37,7 +37,8 @@ def _metric(class_name: str, name: str, lower_bound: float | None = None, **conf
 def make_eval_config(min_masked_lm_accuracy: float, min_next_sentence_accuracy: float) -> tfma.EvalConfig:
     """The EvalConfig for the TFX Evaluator; the model is blessed only above both bounds.
 
-    A bound of 0 or less is not set as a threshold (it could not fail).
+    TFMA blesses nothing without a threshold ("missing_thresholds"), so the masked LM
+    bound is always set, even at 0; a next-sentence bound of 0 is left out.
     """
     def bound(value: float) -> float | None:
         return value if value > 0 else None
@@ -52,7 +53,7 @@ def make_eval_config(min_masked_lm_accuracy: float, min_next_sentence_accuracy: 
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[
             tfma.MetricsSpec(output_names=[MASKED_LM_OUTPUT], metrics=[
-                _metric("SparseCategoricalAccuracy", "masked_lm_accuracy", bound(min_masked_lm_accuracy)),
+                _metric("SparseCategoricalAccuracy", "masked_lm_accuracy", min_masked_lm_accuracy),
                 _metric("SparseCategoricalCrossentropy", "masked_lm_loss", from_logits=True),
             ]),
             tfma.MetricsSpec(output_names=[NEXT_SENTENCE_OUTPUT], metrics=[

@@ -304,7 +304,9 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
             if not FileSystems.exists(path):
                 FileSystems.create(path).close()  # an empty TFRecord file is valid
     manifest = {"records_dir": output_dir,
-                "stats": {k: v for k, v in stats.items() if k != "seconds"},  # stable bytes "options": json.loads(options.to_json()),
+                # No timing in the manifest: reruns give identical bytes.
+                "stats": {k: v for k, v in stats.items() if k != "seconds"},
+                "options": json.loads(options.to_json()),
                 "input_file": list(patterns), "vocab_file": vocab_file,
                 "train_pattern": FileSystems.join(output_dir, "train", "part-*.tfrecord"),
                 "eval_pattern": FileSystems.join(output_dir, "eval", "part-*.tfrecord")}

@@ -1,0 +1,53 @@
+"""The TFX components call the plain functions and fill the artifacts (component.py)."""
+import json
+import os
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from tfx.types import channel_utils
+
+from components.artifacts import PretrainingRecords, Vocabulary
+from components.pretraining_data import component
+from components.pretraining_data.options import PretrainingDataOptions
+
+from test_pretraining_fixtures import corpus_text
+
+
+def _fn(comp):
+    return comp.EXECUTOR_SPEC.executor_class._FUNCTION
+
+
+def test_vocabulary_gen_then_pretraining_data_gen(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_text(12, seed=4))
+    vocabulary = Vocabulary()
+    vocabulary.uri = str(tmp_path / "vocab_artifact")
+    os.makedirs(vocabulary.uri)
+    _fn(component.VocabularyGen)(corpus_pattern=str(corpus), vocab_size=150, do_lower_case=1,
+                                 vocabulary=vocabulary)
+    assert os.path.exists(os.path.join(vocabulary.uri, "vocab.txt"))
+    assert 5 < vocabulary.vocab_size <= 150 and vocabulary.do_lower_case == 1
+
+    records = PretrainingRecords()
+    records.uri = str(tmp_path / "records_artifact")
+    os.makedirs(records.uri)
+    options = PretrainingDataOptions(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1,
+                                     num_shards=1, eval_fraction=0.2)
+    records_dir = str(tmp_path / "records")
+    _fn(component.PretrainingDataGen)(
+        vocabulary=vocabulary, corpus_pattern=f"{corpus}", records_dir=records_dir,
+        options_json=options.to_json(), records=records,
+        beam_pipeline=beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])))
+    manifest = json.load(open(os.path.join(records.uri, "manifest.json")))
+    assert manifest["records_dir"] == records_dir == records.records_dir
+    assert records.num_train_instances == manifest["stats"]["num_train_instances"] > 0
+    assert os.path.exists(os.path.join(records_dir, "train", "part-00000-of-00001.tfrecord"))
+
+
+def test_components_build_with_channels():
+    vocab_gen = component.VocabularyGen(corpus_pattern="a.txt", vocab_size=100, do_lower_case=1)
+    data_gen = component.PretrainingDataGen(
+        vocabulary=vocab_gen.outputs["vocabulary"], corpus_pattern="a.txt", records_dir="/r",
+        options_json=PretrainingDataOptions().to_json())
+    assert data_gen.outputs["records"].type is PretrainingRecords
+    assert channel_utils.as_channel([Vocabulary()]).type is Vocabulary

@@ -2,18 +2,18 @@
 
 They make lineage readable: a Model's inputs name the Vocabulary it was trained
 with, and the pretraining records name the Vocabulary that tokenised them.
+Type names carry a namespace ("bertpipe.") because Kubeflow V2 / Vertex AI accept
+custom artifact types only as `<namespace>.<Title>`, and with no typed PROPERTIES:
+what describes an artifact (vocab_size, do_lower_case; instance counts, records_dir)
+is recorded as custom properties.
 """
-from tfx.types.artifact import Artifact, Property, PropertyType
+from tfx.types.artifact import Artifact
 
 
 class Vocabulary(Artifact):
     """A WordPiece vocabulary: `vocab.txt` (one token per line) at the artifact's URI."""
 
-    TYPE_NAME = "Vocabulary"
-    PROPERTIES = {
-        "vocab_size": Property(type=PropertyType.INT),
-        "do_lower_case": Property(type=PropertyType.INT),
-    }
+    TYPE_NAME = "bertpipe.Vocabulary"
 
     FILE_NAME = "vocab.txt"
 
@@ -25,12 +25,7 @@ class PretrainingRecords(Artifact):
     `records_dir` (train/ and eval/ subdirectories), which ImportExampleGen reads.
     """
 
-    TYPE_NAME = "PretrainingRecords"
-    PROPERTIES = {
-        "num_train_instances": Property(type=PropertyType.INT),
-        "num_eval_instances": Property(type=PropertyType.INT),
-        "records_dir": Property(type=PropertyType.STRING),
-    }
+    TYPE_NAME = "bertpipe.PretrainingRecords"
 
     MANIFEST_NAME = "manifest.json"
 

@@ -11,9 +11,13 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig
+from pipeline.config import DEFAULT_CORPUS, PipelineConfig
 from pipeline.local_runner import bert_config_dict
 from pipeline.pipeline import create_pipeline
+
+# Where kubeflow/Dockerfile puts the repository: the shipped corpus inside the image.
+IMAGE_REPO_ROOT = "/pipeline"
+IMAGE_DEFAULT_CORPUS = f"{IMAGE_REPO_ROOT}/data/corpus/*.txt"
 
 
 def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
@@ -25,6 +29,9 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
       output_path.
     """
     config.validate()
+    if config.corpus_pattern == DEFAULT_CORPUS:
+        # The local checkout's path means nothing in the container; the image ships the corpus.
+        config = config.replace(corpus_pattern=IMAGE_DEFAULT_CORPUS)
     serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,

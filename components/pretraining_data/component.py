@@ -35,8 +35,8 @@ def VocabularyGen(  # pylint: disable=invalid-name
     path = os.path.join(vocabulary.uri, Vocabulary.FILE_NAME)
     size = vocab_lib.learn_vocabulary(text_reader.split_patterns(corpus_pattern), path,
                                       vocab_size, bool(do_lower_case))
-    vocabulary.vocab_size = size
-    vocabulary.do_lower_case = int(bool(do_lower_case))
+    vocabulary.set_int_custom_property("vocab_size", size)
+    vocabulary.set_int_custom_property("do_lower_case", int(bool(do_lower_case)))
 
 
 @component(use_beam=True)
@@ -54,7 +54,8 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
     """
     options = PretrainingDataOptions.from_json(options_json or "{}")
     # Unset on vocabularies imported from elsewhere: then there is nothing to check.
-    vocab_lower = vocabulary.do_lower_case if vocabulary.has_property("do_lower_case") else None
+    vocab_lower = (vocabulary.get_int_custom_property("do_lower_case")
+                   if vocabulary.has_custom_property("do_lower_case") else None)
     if vocab_lower is not None and bool(vocab_lower) != options.do_lower_case:
         raise ValueError(
             f"options_json do_lower_case={options.do_lower_case} but the Vocabulary at "
@@ -66,6 +67,6 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
                 "vocab_file": vocab_file, "corpus_pattern": corpus_pattern}
     vocab_lib.write_text(os.path.join(records.uri, PretrainingRecords.MANIFEST_NAME),
                          json.dumps(manifest, indent=2, sort_keys=True))
-    records.num_train_instances = stats["num_train_instances"]
-    records.num_eval_instances = stats["num_eval_instances"]
-    records.records_dir = records_dir
+    records.set_int_custom_property("num_train_instances", stats["num_train_instances"])
+    records.set_int_custom_property("num_eval_instances", stats["num_eval_instances"])
+    records.set_string_custom_property("records_dir", records_dir)

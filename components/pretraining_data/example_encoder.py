@@ -59,7 +59,8 @@ def varints(values: np.ndarray):
 class _Parts:
     """N byte strings kept as a list of column bands until materialised once.
 
-    A part is (band uint8 [N, W] or constant uint8 [W], mask bool [N, W] or None).
+    A part is (band uint8 [N, W] or constant uint8 [W], mask bool [N, W] or None,
+    row lengths int64 [N] or the int W).
     Materialising concatenates the bands and keeps the masked bytes, row-major,
     which is every row's concatenation in one boolean-index operation.
     """
@@ -69,11 +70,12 @@ class _Parts:
         self.parts = list(parts or [])
 
     def const(self, data: bytes) -> "_Parts":
-        self.parts.append((np.frombuffer(data, np.uint8), None))
+        self.parts.append((np.frombuffer(data, np.uint8), None, len(data)))
         return self
 
     def band(self, band: np.ndarray, mask) -> "_Parts":
-        self.parts.append((band, mask))
+        # Row lengths computed once: nested length prefixes reuse them.
+        self.parts.append((band, mask, band.shape[-1] if mask is None else mask.sum(axis=1)))
         return self
 
     def extend(self, other: "_Parts") -> "_Parts":
@@ -82,8 +84,8 @@ class _Parts:
 
     def lengths(self) -> np.ndarray:
         total = np.zeros(self.n, np.int64)
-        for band, mask in self.parts:
-            total += band.shape[-1] if mask is None else mask.sum(axis=1)
+        for _, _, row_lengths in self.parts:
+            total += row_lengths
         return total
 
     def length_delimited(self, tag: int) -> "_Parts":
@@ -95,7 +97,7 @@ class _Parts:
         """Returns (blob bytes, offsets int64 [N + 1]); row i is blob[offsets[i]:offsets[i+1]]."""
         n = self.n
         bands, masks, any_mask = [], [], False
-        for band, mask in self.parts:
+        for band, mask, _ in self.parts:
             if band.ndim == 1:
                 band = np.broadcast_to(band, (n, len(band)))
             bands.append(band)

@@ -142,19 +142,21 @@ def assemble(tokens: np.ndarray, spans: np.ndarray, max_seq_length: int, cls_id:
       input_ids int32 [N, max_seq_length] (0-padded, as the original pads with
       id 0), segment_ids int8 [N, max_seq_length], lengths int64 [N].
     """
-    a0, a1, b0, b1 = (spans[:, k:k + 1] for k in range(4))
+    s = spans[:, :4].astype(np.int32)
+    a0, a1, b0, b1 = (s[:, k:k + 1] for k in range(4))
     len_a, len_b = a1 - a0, b1 - b0
-    j = np.arange(max_seq_length)[None, :]
+    j = np.arange(max_seq_length, dtype=np.int32)[None, :]
     b_first = len_a + 2  # [CLS] A [SEP] B
     in_a = (j >= 1) & (j <= len_a)
     in_b = (j >= b_first) & (j < b_first + len_b)
-    src = np.where(in_a, a0 + j - 1, np.where(in_b, b0 + j - b_first, 0))
-    ids = np.where(in_a | in_b, tokens[src] if len(tokens) else 0, 0).astype(np.int32)
+    src = np.where(in_a, a0 - 1 + j, b0 - b_first + j)
+    ids = tokens[np.where(in_a | in_b, src, 0)] if len(tokens) else np.zeros(src.shape, np.int32)
+    ids[~(in_a | in_b)] = 0
     rows = np.arange(len(spans))
     ids[:, 0] = cls_id
     ids[rows, len_a[:, 0] + 1] = sep_id
     ids[rows, (b_first + len_b)[:, 0]] = sep_id
-    lengths = (len_a + len_b + 3)[:, 0]
+    lengths = (len_a + len_b + 3)[:, 0].astype(np.int64)
     segment_ids = ((j >= b_first) & (j < lengths[:, None])).astype(np.int8)
     return ids, segment_ids, lengths
 

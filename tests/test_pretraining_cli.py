@@ -25,10 +25,10 @@ def test_original_flags_and_defaults():
                                              do_whole_word_mask=True)
     args = _parser().parse_args(["prepare-data", "--input_file=a", "--vocab_file=v",
                                  "--output_dir=d", "--runner=DataflowRunner",
-                                 "--setup_file=./setup.py"])
+                                 "--setup_file=./setup.py", "--beam_arg=--region=r"])
     assert cli.options_from_args(args) == PretrainingDataOptions()
     assert cli.beam_args_from(args, ["--project=p"]) == [
-        "--project=p", "--runner=DataflowRunner", "--setup_file=./setup.py"]
+        "--region=r", "--project=p", "--runner=DataflowRunner", "--setup_file=./setup.py"]
     assert _parser().parse_args(["vocab", "--input_file=a", "--vocab_file=v"]).vocab_size == 30522
 
 

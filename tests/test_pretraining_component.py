@@ -26,7 +26,8 @@ def test_vocabulary_gen_then_pretraining_data_gen(tmp_path):
     _fn(component.VocabularyGen)(corpus_pattern=str(corpus), vocab_size=150, do_lower_case=1,
                                  vocabulary=vocabulary)
     assert os.path.exists(os.path.join(vocabulary.uri, "vocab.txt"))
-    assert 5 < vocabulary.vocab_size <= 150 and vocabulary.do_lower_case == 1
+    assert 5 < vocabulary.get_int_custom_property("vocab_size") <= 150
+    assert vocabulary.get_int_custom_property("do_lower_case") == 1
 
     records = PretrainingRecords()
     records.uri = str(tmp_path / "records_artifact")
@@ -39,8 +40,10 @@ def test_vocabulary_gen_then_pretraining_data_gen(tmp_path):
         options_json=options.to_json(), records=records,
         beam_pipeline=beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])))
     manifest = json.load(open(os.path.join(records.uri, "manifest.json")))
-    assert manifest["records_dir"] == records_dir == records.records_dir
-    assert records.num_train_instances == manifest["stats"]["num_train_instances"] > 0
+    assert manifest["records_dir"] == records_dir == records.get_string_custom_property(
+        "records_dir")
+    assert (records.get_int_custom_property("num_train_instances")
+            == manifest["stats"]["num_train_instances"] > 0)
     assert os.path.exists(os.path.join(records_dir, "train", "part-00000-of-00001.tfrecord"))
 
 

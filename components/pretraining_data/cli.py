@@ -2,8 +2,8 @@
 
 Flag names are google-research/bert's create_pretraining_data.py flags, so its
 command lines work unchanged; the options this project adds are listed after them.
-Unknown flags of prepare-data are passed to Beam (e.g. --project, --region,
---temp_location for Dataflow).
+Other Beam flags reach the pipeline through --beam_arg (repeatable), or, when
+the caller parses with parse_known_args, as the leftover unknown flags.
 """
 import argparse
 import logging
@@ -96,6 +96,9 @@ def register(subparsers) -> None:
                    help="DirectRunner worker processes (default 2)")
     p.add_argument("--setup_file", default=None,
                    help="for remote runners: ./setup.py, which ships this project's packages")
+    p.add_argument("--beam_arg", action="append", default=[],
+                   help="any other Beam pipeline argument, repeatable, e.g. "
+                        "--beam_arg=--project=P --beam_arg=--region=R")
     p.set_defaults(func=run_prepare_data, accepts_unknown_args=True)
 
 
@@ -115,7 +118,7 @@ def options_from_args(args) -> PretrainingDataOptions:
 
 
 def beam_args_from(args, extra=None):
-    out = list(extra or getattr(args, "beam_args", None) or [])
+    out = list(getattr(args, "beam_arg", None) or []) + list(extra or [])
     if args.runner:
         out.append(f"--runner={args.runner}")
     if args.direct_num_workers is not None:

@@ -1,7 +1,10 @@
 # The two commands of the README: `make run` and `make test`. Both set up .venv first.
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Quiet TensorFlow's C++ start-up chatter (CUDA plugin probes on a CPU machine) and the
+# Google client libraries' Python-version notices; the pipeline's own log stays.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export PYTHONWARNINGS ?= ignore::FutureWarning
 # make PYTHON310=/path/to/python3.10 ... picks the interpreter for a new .venv.
 export PYTHON310
 

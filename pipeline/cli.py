@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 from typing import Optional, Sequence
@@ -159,8 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging() -> None:
+    """The project's own progress lines (training steps, data stats) at INFO on stderr;
+    TFX, Beam and TensorFlow stay at their defaults (warnings)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    for name in ("components", "pipeline", "kubeflow"):
+        project_logger = logging.getLogger(name)
+        if not project_logger.handlers:
+            project_logger.addHandler(handler)
+        project_logger.setLevel(logging.INFO)
+        project_logger.propagate = False
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     try:
         return args.func(args)
     except ValueError as e:

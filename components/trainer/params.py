@@ -31,7 +31,9 @@ class TrainingConfig:
     gcp_project: Optional[str] = None
     # Beyond the original flags.
     optimizer_type: str = "adamw"  # or "lamb"
-    adam_bias_correction: bool = False  # the original AdamWeightDecayOptimizer has none
+    # None: the optimizer's own default, off for AdamW (the original AdamWeightDecayOptimizer
+    # has no bias correction) and on for LAMB (as in the LAMB paper).
+    adam_bias_correction: Optional[bool] = None
     mixed_precision: str = "auto"  # auto | float32 | bfloat16 | float16
     use_xla: bool = False
     seed: int = 12345

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-import absl.logging as logging
+import logging
 import tensorflow as tf
 import tf_keras as keras
 
@@ -24,6 +24,8 @@ from components.trainer.params import TrainerParams
 from components.trainer.training_loop import (LoopSettings, TrainingState, evaluate, train,
                                               write_eval_results)
 
+logger = logging.getLogger(__name__)
+
 EVAL_RESULTS_FILE = "eval_results.txt"
 
 
@@ -37,10 +39,10 @@ def warm_starter(init_checkpoint: str):
     def load(model: BertPretrainingModel) -> None:
         if is_tf1_checkpoint(init_checkpoint):
             names = load_tf1_checkpoint(model, init_checkpoint)
-            logging.info("Warm-started %d variables from the TF1 checkpoint %s", len(names), init_checkpoint)
+            logger.info("Warm-started %d variables from the TF1 checkpoint %s", len(names), init_checkpoint)
         else:
             tf.train.Checkpoint(model=model).read(init_checkpoint).expect_partial().assert_existing_objects_matched()
-            logging.info("Warm-started from the checkpoint %s", init_checkpoint)
+            logger.info("Warm-started from the checkpoint %s", init_checkpoint)
     return load
 
 
@@ -103,7 +105,7 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
     for flag in ("train_batch_size", "eval_batch_size"):
         if getattr(t, flag) % replicas:
             raise ValueError(f"--{flag} {getattr(t, flag)} is not divisible by the {replicas} replicas.")
-    logging.info("Strategy %s (%s, %d replicas), precision %s, XLA %s.", type(strategy).__name__, kind,
+    logger.info("Strategy %s (%s, %d replicas), precision %s, XLA %s.", type(strategy).__name__, kind,
                  replicas, policy, t.use_xla)
     tf.config.optimizer.set_jit(t.use_xla)
 
@@ -130,7 +132,7 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
             eval_files, t.eval_batch_size, params.max_seq_length, params.max_predictions_per_seq,
             is_training=False)
         metrics = evaluate(state, eval_dataset, t.max_eval_steps, eval_files)
-        logging.info("Eval results: %s", metrics)
+        logger.info("Eval results: %s", metrics)
         tf.io.gfile.makedirs(model_run_dir)
         write_eval_results(metrics, os.path.join(model_run_dir, EVAL_RESULTS_FILE))
         with tf.summary.create_file_writer(os.path.join(model_run_dir, "eval")).as_default(
@@ -148,6 +150,9 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor). Hyperparameters come in fn_args.custom_config."""
     params = TrainerParams.from_custom_config(fn_args.custom_config)
+    if logging.getLogger("components").level == logging.NOTSET:
+        # In a Vertex AI container nobody configured logging: keep the progress lines.
+        logging.getLogger("components").setLevel(logging.INFO)
     # train_args/eval_args num_steps are the pipeline's view of num_train_steps/max_eval_steps.
     training = params.training
     if fn_args.train_steps and fn_args.train_steps != training.num_train_steps:

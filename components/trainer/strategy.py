@@ -16,6 +16,8 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+logger = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class TpuAddress:
@@ -68,18 +70,18 @@ def select_strategy(
     if tpu is not None:
         try:
             strategy = connect_tpu(tpu)
-            logging.info("Training on TPU %r with %d replicas.", tpu.name, strategy.num_replicas_in_sync)
+            logger.info("Training on TPU %r with %d replicas.", tpu.name, strategy.num_replicas_in_sync)
             return strategy
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
-            logging.warning("TPU %r could not be reached (%s); falling back to GPU/CPU.", tpu.name, e)
+            logger.warning("TPU %r could not be reached (%s); falling back to GPU/CPU.", tpu.name, e)
     if _workers_in_tf_config(environ) > 1:
-        logging.info("TF_CONFIG names several workers: MultiWorkerMirroredStrategy.")
+        logger.info("TF_CONFIG names several workers: MultiWorkerMirroredStrategy.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = list_gpus()
     if gpus:
-        logging.info("Training on %d GPU(s) with MirroredStrategy.", len(gpus))
+        logger.info("Training on %d GPU(s) with MirroredStrategy.", len(gpus))
         return tf.distribute.MirroredStrategy([d.name for d in gpus])
-    logging.info("No TPU or GPU: training with the default strategy on the CPU.")
+    logger.info("No TPU or GPU: training with the default strategy on the CPU.")
     return tf.distribute.get_strategy()
 
 

@@ -14,11 +14,13 @@ import math
 import time
 from typing import Callable, Optional, Sequence
 
-import absl.logging as logging
+import logging
 import tensorflow as tf
 
 from components.trainer import distributed_loss
 from components.trainer.data_checks import corrupt_shard_error
+
+logger = logging.getLogger(__name__)
 
 SUM = tf.distribute.ReduceOp.SUM
 TERM_NAMES = ("mlm_nll_sum", "mlm_correct_sum", "mlm_weight_sum", "nsp_nll_sum", "nsp_correct_sum", "examples")
@@ -127,7 +129,7 @@ def _restore(trackables: dict, path: str) -> None:
     except (tf.errors.FailedPreconditionError, tf.errors.InvalidArgumentError) as e:
         if "input" not in trackables:
             raise
-        logging.warning("The input changed since %s (%s); resuming weights and optimizer, "
+        logger.warning("The input changed since %s (%s); resuming weights and optimizer, "
                         "restarting the data order.", path, str(e).splitlines()[0][:200])
         weights_only = {k: v for k, v in trackables.items() if k != "input"}
         tf.train.Checkpoint(**weights_only).restore(path).expect_partial().assert_existing_objects_matched()
@@ -169,12 +171,12 @@ def train(
     else:
         # Multi-replica distributed iterators cannot be saved: a resumed run restarts the
         # data order (as TPUEstimator does), with step, weights and optimizer restored.
-        logging.info("The input position is not checkpointed on this strategy.")
+        logger.info("The input position is not checkpointed on this strategy.")
     checkpoint = tf.train.Checkpoint(**trackables)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=settings.keep_checkpoint_max)
     if manager.latest_checkpoint:
         _restore(trackables, manager.latest_checkpoint)
-        logging.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(optimizer.iterations.numpy()))
+        logger.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(optimizer.iterations.numpy()))
     elif warm_start is not None:
         warm_start(state.model)
 
@@ -201,7 +203,7 @@ def train(
         metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
         lr = _learning_rate(optimizer)
         steps_per_sec = num_steps / seconds
-        logging.info(
+        logger.info(
             "step %d/%d  loss %.4f  mlm_loss %.4f  mlm_acc %.4f  nsp_loss %.4f  nsp_acc %.4f  lr %.3g  "
             "%.2f steps/s  %.1f examples/s", step, settings.num_train_steps, metrics["loss"],
             metrics["masked_lm_loss"], metrics["masked_lm_accuracy"], metrics["next_sentence_loss"],
@@ -215,7 +217,7 @@ def train(
                 tf.summary.scalar("train/examples_per_sec", steps_per_sec * settings.global_batch_size)
         if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
             path = manager.save(checkpoint_number=step)
-            logging.info("Saved checkpoint %s", path)
+            logger.info("Saved checkpoint %s", path)
     if writer is not None:
         writer.flush()
     return step

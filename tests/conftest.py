@@ -73,6 +73,14 @@ def write_records(path: str, count: int, seed: int, **shape) -> str:
 
 
 @pytest.fixture(scope="session")
+def two_cpu_replicas() -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy over the two logical CPUs, shared by every test that needs one:
+    two strategies in one process can draw the same collective instance keys and then
+    fail with a shape mismatch between unrelated all-reduces."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
 def independent_records(tmp_path_factory) -> str:
     """train/ (2 shards x 64) and eval/ (1 x 48) of random tokens, vocab 100, seq 32, 5 predictions."""
     root = str(tmp_path_factory.mktemp("independent_records"))

@@ -177,9 +177,8 @@ def test_create_optimizer_defaults_and_config():
         create_optimizer(1e-4, 100, 10, optimizer_type="sgd")
 
 
-def test_train_step_under_mirrored_strategy():
-    # Two replicas when conftest has split the CPU into two logical devices, else one.
-    strategy = tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("CPU")])
+def test_train_step_under_mirrored_strategy(two_cpu_replicas):
+    strategy = two_cpu_replicas
     features = dict(dummy_features(2, 8, 2), masked_lm_ids=tf.ones([2, 2], tf.int32),
                     masked_lm_weights=tf.ones([2, 2]), next_sentence_labels=tf.zeros([2, 1], tf.int32))
     with strategy.scope():

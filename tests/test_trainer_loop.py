@@ -1,8 +1,8 @@
 """The training loop: resume after a kill, replica equivalence, NaN stop."""
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -80,13 +80,13 @@ def test_kill_and_resume_matches_an_uninterrupted_run(independent_records, tmp_p
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_two_replica_step_equals_single_device_step(independent_records, tmp_path):
+def test_two_replica_step_equals_single_device_step(independent_records, tmp_path, two_cpu_replicas):
     files = split_files(independent_records, "train")
     # No warmup: as in the original, the warmup learning rate at step 0 is 0.
     params = tiny_params(str(tmp_path), num_train_steps=1, iterations_per_loop=1, save_checkpoints_steps=1,
                          num_warmup_steps=0)
     single = _fresh_state(params)
-    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored_strategy = two_cpu_replicas
     assert mirrored_strategy.num_replicas_in_sync == 2
     mirrored = _fresh_state(params, mirrored_strategy)
     for a, b in zip(_weights(single.model), _weights(mirrored.model)):
@@ -138,3 +138,40 @@ def test_corrupt_shard_is_named(independent_records, tmp_path):
     with pytest.raises(ValueError, match="part-9.tfrecord"):
         training_loop.train(_fresh_state(params), _dataset_fn(files, params), _settings(params),
                             str(tmp_path / "ckpt"), None, train_files=files)
+
+
+def test_xla_compiled_step_matches_the_plain_step(independent_records, tmp_path):
+    files = split_files(independent_records, "train")
+    params = tiny_params(str(tmp_path), num_train_steps=2, iterations_per_loop=2, save_checkpoints_steps=2,
+                         num_warmup_steps=0)
+    plain, compiled = _fresh_state(params), _fresh_state(params)
+    training_loop.train(plain, _dataset_fn(files, params, is_training=False), _settings(params),
+                        str(tmp_path / "plain"), None)
+    xla_settings = dataclasses.replace(_settings(params), use_xla=True)
+    training_loop.train(compiled, _dataset_fn(files, params, is_training=False), xla_settings,
+                        str(tmp_path / "xla"), None)
+    for a, b in zip(_weights(plain.model), _weights(compiled.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_steps_train_with_float32_master_weights(policy, independent_records, tmp_path):
+    """bfloat16 (TPU/CPU) and float16 with loss scaling (GPU) both take finite steps."""
+    files = split_files(independent_records, "train")
+    params = tiny_params(str(tmp_path), num_train_steps=2, iterations_per_loop=2, save_checkpoints_steps=2,
+                         num_warmup_steps=0)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        state = _fresh_state(params)
+        if policy == "mixed_float16":
+            assert isinstance(state.optimizer, keras.mixed_precision.LossScaleOptimizer)
+        before = _weights(state.model)
+        step = training_loop.train(state, _dataset_fn(files, params), _settings(params), str(tmp_path / "c"), None)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert step == 2
+    after = _weights(state.model)
+    assert all(w.dtype == np.float32 for w in after)
+    assert all(np.isfinite(w).all() for w in after)
+    assert sum(not np.allclose(a, b) for a, b in zip(before, after)) > 10

@@ -107,7 +107,6 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
             raise ValueError(f"--{flag} {getattr(t, flag)} is not divisible by the {replicas} replicas.")
     logger.info("Strategy %s (%s, %d replicas), precision %s, XLA %s.", type(strategy).__name__, kind,
                  replicas, policy, t.use_xla)
-    tf.config.optimizer.set_jit(t.use_xla)
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
@@ -124,7 +123,7 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         settings = LoopSettings(
             num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,
             save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
-            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu")
+            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu", use_xla=t.use_xla)
         train(state, train_dataset, settings, params.checkpoint_dir, os.path.join(model_run_dir, "train"),
               train_files, warm_starter(t.init_checkpoint) if t.init_checkpoint else None)
 

@@ -40,6 +40,7 @@ class LoopSettings:
     keep_checkpoint_max: int
     global_batch_size: int
     clip_norm: float = 1.0
+    use_xla: bool = False  # XLA-compile each replica's forward and backward pass
     checkpoint_input: bool = True  # save the input iterator's position where the strategy allows
 
 
@@ -65,23 +66,33 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
     global_batch = tf.constant(float(settings.global_batch_size))
     loss_scaled = hasattr(optimizer, "get_scaled_loss")
 
-    def step_fn(features: dict) -> dict:
-        replica = tf.distribute.get_replica_context()
+    def forward_backward(features: dict, global_weight_sum: tf.Tensor):
+        """This replica's loss terms and gradients: pure computation, so XLA can compile it."""
         with tf.GradientTape() as tape:
             outputs = model(features, training=True)
             terms = distributed_loss.replica_loss_terms(outputs, features)
-            global_weight_sum = replica.all_reduce(SUM, terms["mlm_weight_sum"])
             loss = distributed_loss.replica_loss(terms, global_weight_sum, global_batch)
             if loss_scaled:
                 loss = optimizer.get_scaled_loss(loss)
-        variables = model.trainable_variables
-        grads = tape.gradient(loss, variables)
+        grads = tape.gradient(loss, model.trainable_variables)
         if loss_scaled:
             grads = optimizer.get_unscaled_gradients(grads)
-        # Sum across replicas first, then clip: the original clips the whole batch's gradient.
+        return terms, grads
+
+    if settings.use_xla:
+        forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
+
+    def step_fn(features: dict) -> dict:
+        replica = tf.distribute.get_replica_context()
+        # The global masked-LM weight sum comes from the labels alone, before the forward pass.
+        global_weight_sum = replica.all_reduce(
+            SUM, tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
+        terms, grads = forward_backward(features, global_weight_sum)
+        # Sum across replicas first, then clip: the whole batch's gradient is clipped, so N
+        # replicas take the same step as one device on the global batch.
         grads = replica.all_reduce(SUM, grads)
         grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
-        optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables), skip_gradients_aggregation=True)
         return terms
 
     # autograph=False: nothing here needs it (the loop is an explicit while_loop), and with

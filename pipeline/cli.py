@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from components.pretraining_data.cli import register as register_data_commands
 from pipeline.config import PipelineConfig, local_default
 
 # Flags that override PipelineConfig.training / .data / .evaluation fields of the same name.
@@ -151,12 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--beam_arg", action="append", help="Beam pipeline argument, e.g. --runner=DataflowRunner")
     comp.set_defaults(func=cmd_compile)
 
-    try:
-        from components.pretraining_data.cli import register
-    except ImportError:  # pragma: no cover - the data commands are part of the package.
-        register = None
-    if register is not None:
-        register(sub)
+    register_data_commands(sub)
     return parser
 
 

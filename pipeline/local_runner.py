@@ -72,4 +72,4 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
         examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
         enable_cache=enable_cache)
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    return run_summary.summarize(paths.metadata_path, config.pipeline_name, paths.serving_model_dir)
+    return run_summary.summarize(paths.metadata_path, config.pipeline_name)

@@ -35,14 +35,18 @@ class RunSummary:
 
 
 def _latest_run_context(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")]
+    """The newest pipeline_run context among the runs of `pipeline_name`."""
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None or not runs:
+    if pipeline is None:
         raise ValueError(f"No run of pipeline {pipeline_name!r} in the metadata store.")
-    return max(runs, key=lambda c: c.create_time_since_epoch)
+    # Run contexts are children of the pipeline's context.
+    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"]
+    if not runs:
+        raise ValueError(f"No run of pipeline {pipeline_name!r} in the metadata store.")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
 
 
-def summarize(metadata_path: str, pipeline_name: str, serving_model_dir: str) -> RunSummary:
+def summarize(metadata_path: str, pipeline_name: str) -> RunSummary:
     """Reads the latest run's Model, ModelEvaluation, ModelBlessing and PushedModel."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path

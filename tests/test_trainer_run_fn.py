@@ -114,3 +114,13 @@ def test_init_checkpoint_from_original_tf1_names_warm_starts_weights_only(indepe
     word_embedding_key = next(n for n in names if "word_embeddings" in n and "OPTIMIZER" not in n)
     np.testing.assert_allclose(restored.get_tensor(word_embedding_key),
                                source.bert.embeddings.word_embedding_table.numpy(), atol=1e-3)
+
+
+def test_tensorboard_summaries_are_written(trained):
+    tags = set()
+    for split in ("train", "eval"):
+        for path in tf.io.gfile.glob(str(trained["out"] / "run" / split / "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                tags.update(value.tag for value in event.summary.value)
+    assert {"train/loss", "train/masked_lm_accuracy", "train/next_sentence_accuracy", "train/learning_rate",
+            "train/steps_per_sec", "train/examples_per_sec", "eval/masked_lm_accuracy", "eval/loss"} <= tags

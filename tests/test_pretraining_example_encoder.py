@@ -46,3 +46,27 @@ def test_feature_spec_shapes_and_dtypes():
     assert spec["masked_lm_positions"].shape == [20]
     assert spec["masked_lm_weights"].dtype == tf.float32
     assert spec["next_sentence_labels"].shape == [1]
+
+
+def test_varint_width_boundaries_and_mixed_lengths():
+    # Every varint width edge of the table path (< 2**21) and beyond it, in rows
+    # whose packed lengths need 1- and 2-byte length prefixes.
+    edges = [0, 1, 127, 128, 16383, 16384, 2**21 - 1, 2**21, 2**28, 2**31 + 5]
+    n, seq, pred = 6, 40, 3
+    ids = np.zeros((n, seq), np.int64)
+    ids[1, :len(edges)] = edges
+    ids[2] = 2**21 - 1
+    ids[3, :8] = edges[:8]
+    ids[4] = 127
+    ids[5] = 16384
+    mask = (ids > 0).astype(np.int64)
+    seg = np.zeros((n, seq), np.int64)
+    pos = np.array([[0, 1, 2], [127, 128, 39], [5, 0, 0], [1, 1, 1], [0, 0, 0], [300, 2, 1]])
+    mlm = np.array([[16383, 16384, 0], [2**21 - 1, 1, 2], [0, 0, 0], [5, 6, 7], [1, 1, 1],
+                    [2**21, 3, 4]])
+    w = np.ones((n, pred), np.float32)
+    nsl = np.array([0, 1, 0, 1, 1, 0])
+    blob, offsets = example_encoder.encode_examples(ids, mask, seg, pos, mlm, w, nsl)
+    for i in range(n):
+        assert blob[offsets[i]:offsets[i + 1]] == _example(
+            i, ids, mask, seg, pos, mlm, w, nsl).SerializeToString(deterministic=True)

@@ -93,13 +93,12 @@ def test_init_checkpoint_from_original_tf1_names_warm_starts_weights_only(indepe
     import tf_keras as keras
 
     from components.bert.config import BertConfig
-    from components.bert.pretraining_model import BertPretrainingModel
+    from components.bert.pretraining_model import BertPretrainingModel, ensure_built
     from components.bert.tf1_checkpoint import save_tf1_checkpoint
-    from components.trainer.export import dummy_features
 
     keras.utils.set_random_seed(2024)
     source = BertPretrainingModel(BertConfig.from_dict(tiny_bert_config()))
-    source(dummy_features(1, 32, TINY_PREDS))
+    ensure_built(source)
     prefix = save_tf1_checkpoint(source, str(tmp_path / "tf1" / "bert_model.ckpt"))
     assert "bert/encoder/layer_0/attention/self/query/kernel" in dict(tf.train.list_variables(prefix))
 

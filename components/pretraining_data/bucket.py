@@ -11,7 +11,6 @@ them in, nor on the number of workers.
 """
 import dataclasses
 import hashlib
-import random
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -105,61 +104,58 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
     flat = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     sentence_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     tokenized = instances.pack_documents(flat, sentence_lengths, [len(d) for _, d in docs])
-    stats.num_documents = len(tokenized.sentence_offsets)  # documents with any token left
-    stats.num_sentences = sum(len(o) - 1 for o in tokenized.sentence_offsets)
+    stats.num_documents = tokenized.num_documents  # documents with any token left
+    stats.num_sentences = tokenized.num_sentences
     stats.num_tokens = int(len(tokenized.tokens))
-    if not tokenized.sentence_offsets:
+    if not tokenized.num_documents:
         return {}, stats
 
     seed = [options.random_seed, SPLITS.index(split), bucket_index]
-    py_rng = random.Random(int.from_bytes(
-        hashlib.blake2b(repr(seed).encode(), digest_size=8).digest(), "little"))
     np_rng = np.random.default_rng(seed)
     spans = instances.create_instance_spans(
-        tokenized, options.max_seq_length, options.short_seq_prob, options.dupe_factor, py_rng)
+        tokenized, options.max_seq_length, options.short_seq_prob, options.dupe_factor, np_rng)
     n = len(spans)
     stats.num_instances = n
     stats.num_random_next = int(spans[:, 4].sum())
     sort_keys = np_rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
     shards = np_rng.integers(0, options.num_shards, n)
     uids = (np.int64(bucket_index) << 32) + np.arange(n, dtype=np.int64)
-
-    blobs, offsets = [], [np.zeros(1, np.int64)]
-    base = 0
-    for start in range(0, n, _ENCODE_BATCH_INSTANCES):
-        part = spans[start:start + _ENCODE_BATCH_INSTANCES]
-        input_ids, segment_ids, seq_lengths = instances.assemble(
-            tokenized.tokens, part, options.max_seq_length, vocab.cls_id, vocab.sep_id)
-        masked = masking.mask_batch(
-            input_ids, seq_lengths, np_rng,
-            masked_lm_prob=options.masked_lm_prob,
-            max_predictions_per_seq=options.max_predictions_per_seq,
-            vocab_size=vocab.size, mask_id=vocab.mask_id, cls_id=vocab.cls_id,
-            sep_id=vocab.sep_id,
-            is_continuation=vocab.is_continuation if options.do_whole_word_mask else None)
-        stats.num_masked += int(masked.masked_lm_weights.sum())
-        input_mask = (np.arange(options.max_seq_length)[None, :] < seq_lengths[:, None])
-        blob, off = example_encoder.encode_examples(
-            masked.input_ids, input_mask.astype(np.int8), segment_ids,
-            masked.masked_lm_positions, masked.masked_lm_ids, masked.masked_lm_weights,
-            part[:, 4])
-        blobs.append(blob)
-        offsets.append(off[1:] + base)
-        base += len(blob)
-    blob = b"".join(blobs)
-    offsets = np.concatenate(offsets)
+    # Instances are encoded grouped by shard, so each shard's records are one slice.
+    order = np.argsort(shards, kind="stable")
+    spans, sort_keys, uids = spans[order], sort_keys[order], uids[order]
+    bounds = np.searchsorted(shards[order], np.arange(options.num_shards + 1))
 
     pieces = {}
-    order = np.argsort(shards, kind="stable")
-    bounds = np.searchsorted(shards[order], np.arange(options.num_shards + 1))
-    starts, ends = offsets[:-1], offsets[1:]
     for shard in range(options.num_shards):
-        idx = order[bounds[shard]:bounds[shard + 1]]
-        if not len(idx):
+        lo, hi = int(bounds[shard]), int(bounds[shard + 1])
+        if lo == hi:
             continue
-        lens = ends[idx] - starts[idx]
-        piece_offsets = np.zeros(len(idx) + 1, np.int64)
-        np.cumsum(lens, out=piece_offsets[1:])
-        piece_blob = b"".join([blob[s:e] for s, e in zip(starts[idx].tolist(), ends[idx].tolist())])
-        pieces[shard] = ShardPiece(sort_keys[idx], uids[idx], piece_offsets, piece_blob)
+        blobs, offsets = [], [np.zeros(1, np.int64)]
+        for start in range(lo, hi, _ENCODE_BATCH_INSTANCES):
+            blob, off = _encode(tokenized.tokens, spans[start:min(hi, start + _ENCODE_BATCH_INSTANCES)],
+                                np_rng, vocab, options, stats)
+            offsets.append(off[1:] + offsets[-1][-1])
+            blobs.append(blob)
+        pieces[shard] = ShardPiece(sort_keys[lo:hi], uids[lo:hi], np.concatenate(offsets),
+                                   b"".join(blobs))
     return pieces, stats
+
+
+def _encode(tokens, spans, rng, vocab: VocabInfo, options: PretrainingDataOptions,
+            stats: BucketStats):
+    """Assembles, masks and serialises a batch of spans: (blob, offsets int64 [N + 1])."""
+    input_ids, segment_ids, seq_lengths = instances.assemble(
+        tokens, spans, options.max_seq_length, vocab.cls_id, vocab.sep_id)
+    masked = masking.mask_batch(
+        input_ids, seq_lengths, rng,
+        masked_lm_prob=options.masked_lm_prob,
+        max_predictions_per_seq=options.max_predictions_per_seq,
+        vocab_size=vocab.size, mask_id=vocab.mask_id, cls_id=vocab.cls_id,
+        sep_id=vocab.sep_id,
+        is_continuation=vocab.is_continuation if options.do_whole_word_mask else None)
+    stats.num_masked += int(masked.masked_lm_weights.sum())
+    input_mask = (np.arange(options.max_seq_length)[None, :] < seq_lengths[:, None])
+    return example_encoder.encode_examples(
+        masked.input_ids, input_mask.view(np.int8), segment_ids,
+        masked.masked_lm_positions, masked.masked_lm_ids, masked.masked_lm_weights,
+        spans[:, 4])

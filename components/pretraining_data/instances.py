@@ -163,22 +163,28 @@ def assemble(tokens: np.ndarray, spans: np.ndarray, max_seq_length: int, cls_id:
       input_ids int32 [N, max_seq_length] (0-padded, as the original pads with
       id 0), segment_ids int8 [N, max_seq_length], lengths int64 [N].
     """
+    n = len(spans)
     s = spans[:, :4].astype(np.int32)
     a0, a1, b0, b1 = (s[:, k:k + 1] for k in range(4))
-    len_a, len_b = a1 - a0, b1 - b0
+    num_tokens = len(tokens)
+    # One gather from tokens + [CLS, SEP, 0]: [CLS] A [SEP] B [SEP] 0 ...
+    source = np.concatenate([np.asarray(tokens, np.int32),
+                             np.array([cls_id, sep_id, 0], np.int32)])
     j = np.arange(max_seq_length, dtype=np.int32)[None, :]
-    b_first = len_a + 2  # [CLS] A [SEP] B
-    in_a = (j >= 1) & (j <= len_a)
-    in_b = (j >= b_first) & (j < b_first + len_b)
-    src = np.where(in_a, a0 - 1 + j, b0 - b_first + j)
-    ids = tokens[np.where(in_a | in_b, src, 0)] if len(tokens) else np.zeros(src.shape, np.int32)
-    ids[~(in_a | in_b)] = 0
-    rows = np.arange(len(spans))
-    ids[:, 0] = cls_id
-    ids[rows, len_a[:, 0] + 1] = sep_id
-    ids[rows, (b_first + len_b)[:, 0]] = sep_id
-    lengths = (len_a + len_b + 3)[:, 0].astype(np.int64)
-    segment_ids = ((j >= b_first) & (j < lengths[:, None])).astype(np.int8)
+    len_a = a1 - a0
+    b_first = len_a + 2
+    last = b_first + (b1 - b0)  # the final [SEP]
+    in_first = j < b_first  # [CLS] A [SEP]
+    src = j + np.where(in_first, a0 - 1, b0 - b_first)
+    padding = j > last
+    src[padding] = num_tokens + 2
+    rows = np.arange(n)
+    src[:, 0] = num_tokens
+    src[rows, len_a[:, 0] + 1] = num_tokens + 1
+    src[rows, last[:, 0]] = num_tokens + 1
+    ids = source[src]
+    segment_ids = (~(in_first | padding)).view(np.int8)
+    lengths = (last[:, 0] + 1).astype(np.int64)
     return ids, segment_ids, lengths
 
 

@@ -54,44 +54,70 @@ def mask_batch(input_ids: np.ndarray, lengths: np.ndarray, rng: np.random.Genera
       is_continuation: bool [vocab_size], True for "##" pieces; given = whole-word masking.
     """
     n, seq_len = input_ids.shape
+    p = max_predictions_per_seq
     col = np.arange(seq_len)[None, :]
     candidate = (col < lengths[:, None]) & (input_ids != cls_id) & (input_ids != sep_id)
     k = num_to_predict(lengths, masked_lm_prob, max_predictions_per_seq)
 
     if is_continuation is None:
-        # One token per group: the k candidates with the smallest random keys.
-        # argpartition finds each row's max_pred smallest keys in O(L); only
-        # those are sorted (k <= max_pred), not the whole row.
-        keys = np.where(candidate, rng.random((n, seq_len), dtype=np.float32), 2.0)
-        p = min(max_predictions_per_seq, seq_len)
-        smallest = (np.argpartition(keys, p - 1, axis=1)[:, :p] if p < seq_len
-                    else np.broadcast_to(np.arange(seq_len), (n, seq_len)))
-        ranked = np.take_along_axis(
-            smallest, np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1), axis=1)
-        chosen = np.zeros((n, seq_len), bool)
-        take = np.arange(p)[None, :] < k[:, None]
-        np.put_along_axis(chosen, ranked, take, axis=1)
-        chosen &= candidate
+        positions, count = _random_choice(candidate, k, p, rng)
     else:
         chosen = _whole_word_choice(input_ids, candidate, k, rng, is_continuation)
+        rows, cols = np.nonzero(chosen)  # row-major: positions ascending within a row
+        count = chosen.sum(axis=1)
+        slot = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+        positions = np.zeros((n, p), np.int64)
+        positions[rows, slot] = cols
 
-    rows, cols = np.nonzero(chosen)  # row-major: positions ascending within a row
-    originals = input_ids[rows, cols]
-    r = rng.random(len(rows))
-    keep = rng.random(len(rows)) < 0.5
-    random_ids = rng.integers(0, vocab_size, len(rows))
+    real = np.arange(p)[None, :] < count[:, None]  # [N, P]
+    originals = np.where(real, np.take_along_axis(input_ids, positions, axis=1), 0)
+    # Drawn for every slot (padding ones are discarded): one draw per batch, not per token.
+    r = rng.random((n, p))
+    keep = rng.random((n, p)) < 0.5
+    random_ids = rng.integers(0, vocab_size, (n, p))
     replaced = np.where(r < 0.8, mask_id, np.where(keep, originals, random_ids))
     output_ids = input_ids.astype(np.int32, copy=True)
-    output_ids[rows, cols] = replaced
+    rows, slots = np.nonzero(real)
+    output_ids[rows, positions[rows, slots]] = replaced[rows, slots]
+    return MaskedBatch(output_ids, positions.astype(np.int32), originals.astype(np.int32),
+                       real.astype(np.float32))
 
-    slot = (np.cumsum(chosen, axis=1) - 1)[rows, cols]
-    positions = np.zeros((n, max_predictions_per_seq), np.int32)
-    ids = np.zeros((n, max_predictions_per_seq), np.int32)
-    weights = np.zeros((n, max_predictions_per_seq), np.float32)
-    positions[rows, slot] = cols
-    ids[rows, slot] = originals
-    weights[rows, slot] = 1.0
-    return MaskedBatch(output_ids, positions, ids, weights)
+
+def _random_choice(candidate, k, max_predictions, rng):
+    """The first k candidates of a random shuffle, per row, in ascending position order.
+
+    A shuffle's first k elements are a uniform random k-subset, which Floyd's
+    algorithm draws in k steps (for j = c-k .. c-1: take a random t <= j, or j
+    if t is taken already); each step is a few operations over all N rows, so
+    the cost is O(N * max_predictions), not a sort of every row.
+
+    Returns:
+      positions int64 [N, max_predictions] (0-padded), count int64 [N].
+    """
+    n, seq_len = candidate.shape
+    c = candidate.sum(axis=1)
+    count = np.minimum(k, c)
+    rows = np.arange(n)
+    taken = np.zeros((n, seq_len + max_predictions), bool)  # by candidate rank
+    ranks = np.full((n, max_predictions), seq_len, np.int64)  # seq_len = no pick
+    u = rng.random((n, max_predictions))
+    for step in range(int(count.max(initial=0))):
+        active = step < count
+        j = c - count + step  # rows still drawing: j in [c - count, c - 1]
+        t = (u[:, step] * (j + 1)).astype(np.int64)
+        pick = np.where(taken[rows, t], j, t)
+        pick = np.where(active, pick, seq_len + step)  # a column nobody reads
+        taken[rows, pick] = True
+        ranks[:, step] = np.where(active, pick, seq_len)
+    ranks.sort(axis=1)  # ascending rank = ascending position
+    # Rank -> column: the candidates' columns, row-major.
+    cand_rows, cand_cols = np.nonzero(candidate)
+    first = np.cumsum(c) - c
+    real = ranks < seq_len
+    flat = np.where(real, first[:, None] + ranks, 0)
+    positions = np.where(real, cand_cols[np.minimum(flat, max(len(cand_cols) - 1, 0))]
+                         if len(cand_cols) else 0, 0)
+    return positions.astype(np.int64), count
 
 
 def _whole_word_choice(input_ids, candidate, k, rng, is_continuation):

@@ -25,7 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.bert.config import BertConfig
-from components.bert.pretraining_model import BertPretrainingModel
+from components.bert.pretraining_model import BertPretrainingModel, ensure_built
 from components.pretraining_data.schema import feature_spec
 
 SERVING_OUTPUTS = ("masked_lm", "next_sentence")
@@ -70,29 +70,18 @@ class PretrainingServingModule(tf.Module):
         self.encode = encode
 
 
-def float32_copy(trained: BertPretrainingModel, bert_config: BertConfig, max_seq_length: int,
-                 max_predictions_per_seq: int) -> BertPretrainingModel:
+def float32_copy(trained: BertPretrainingModel, bert_config: BertConfig) -> BertPretrainingModel:
     """A float32 model on the default device holding `trained`'s weights."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
         with tf.distribute.get_strategy().scope():
             model = BertPretrainingModel(bert_config)
-            model(dummy_features(1, max_seq_length, max_predictions_per_seq), training=False)
+            ensure_built(model)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     model.set_weights(trained.get_weights())
     return model
-
-
-def dummy_features(batch_size: int, max_seq_length: int, max_predictions_per_seq: int) -> dict:
-    """An all-padding batch with the records' shapes: builds a model's variables."""
-    seq = tf.zeros([batch_size, max_seq_length], tf.int32)
-    preds = tf.zeros([batch_size, max_predictions_per_seq], tf.int32)
-    return {"input_ids": seq, "input_mask": tf.ones_like(seq), "segment_ids": seq,
-            "masked_lm_positions": preds, "masked_lm_ids": preds,
-            "masked_lm_weights": tf.zeros([batch_size, max_predictions_per_seq], tf.float32),
-            "next_sentence_labels": tf.zeros([batch_size, 1], tf.int32)}
 
 
 def export_saved_model(trained: BertPretrainingModel, bert_config: BertConfig, vocab_file: Optional[str],
@@ -102,7 +91,7 @@ def export_saved_model(trained: BertPretrainingModel, bert_config: BertConfig, v
     Returns:
       export_dir.
     """
-    model = float32_copy(trained, bert_config, max_seq_length, max_predictions_per_seq)
+    model = float32_copy(trained, bert_config)
     with tempfile.TemporaryDirectory() as scratch:
         config_path = os.path.join(scratch, "bert_config.json")
         bert_config.to_json_file(config_path)

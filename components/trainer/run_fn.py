@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from components.bert.config import BertConfig
 from components.bert.optimization import create_optimizer
-from components.bert.pretraining_model import BertPretrainingModel
+from components.bert.pretraining_model import BertPretrainingModel, ensure_built
 from components.bert.tf1_checkpoint import is_tf1_checkpoint, load_tf1_checkpoint
 from components.trainer import export, input_pipeline, precision
 from components.trainer import strategy as strategy_lib
@@ -72,7 +72,7 @@ def build_state(bert_config: BertConfig, params: TrainerParams,
     t = params.training
     with strategy.scope():
         model = BertPretrainingModel(bert_config, use_one_hot_embeddings=t.use_tpu)
-        model(export.dummy_features(1, params.max_seq_length, params.max_predictions_per_seq), training=False)
+        ensure_built(model)
         optimizer = create_optimizer(t.learning_rate, t.num_train_steps, t.num_warmup_steps,
                                      optimizer_type=t.optimizer_type, bias_correction=t.adam_bias_correction)
         if keras.mixed_precision.global_policy().name == "mixed_float16":

@@ -33,7 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from components.pretraining_data import bucket as bucket_lib
-from components.pretraining_data import text_reader
+from components.pretraining_data import text_reader, tfrecord
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
@@ -123,32 +123,41 @@ def _read_piece(path: str):
     n = int(np.frombuffer(data, "<i8", 1)[0])
     arrays = np.frombuffer(data, "<i8", 3 * n + 1, offset=8)
     keys = arrays[:n].view("<u8")
-    return bucket_lib.ShardPiece(keys, arrays[n:2 * n], arrays[2 * n:], data[8 * (3 * n + 2):])
+    # Offsets into `data` itself: slicing the records out of it would copy them all.
+    return bucket_lib.ShardPiece(keys, arrays[n:2 * n], arrays[2 * n:] + 8 * (3 * n + 2), data)
 
 
 class _WriteShard(beam.DoFn):
-    """((split, shard), piece paths) -> writes the shard file under the staging dir."""
+    """((split, shard), piece paths) -> writes the shard file under the staging dir.
+
+    Records are written in (key, uid) order, framed in chunks (tfrecord.frame)
+    and written with plain file writes.
+    """
+
+    _CHUNK_RECORDS = 8192
 
     def __init__(self, staging_dir: str, num_shards: int):
         self._staging_dir = staging_dir
         self._num_shards = num_shards
 
     def process(self, element):
-        import tensorflow as tf  # TFRecord framing (length + masked CRC32C) in C++
-
         (split, shard), paths = element
         paths = sorted(paths)
         pieces = [_read_piece(p) for p in paths]
         keys = np.concatenate([p.sort_keys for p in pieces])
         uids = np.concatenate([p.uids for p in pieces])
         piece_of = np.concatenate([np.full(len(p.uids), i) for i, p in enumerate(pieces)])
-        index = np.concatenate([np.arange(len(p.uids)) for p in pieces])
+        starts = np.concatenate([p.offsets[:-1] for p in pieces])
+        ends = np.concatenate([p.offsets[1:] for p in pieces])
         order = np.lexsort((uids, keys))  # by key, then uid: independent of arrival order
+        blobs = [p.blob for p in pieces]
         path = FileSystems.join(self._staging_dir, shard_name(split, shard, self._num_shards))
-        with tf.io.TFRecordWriter(path) as writer:
-            for p_i, j in zip(piece_of[order].tolist(), index[order].tolist()):
-                p = pieces[p_i]
-                writer.write(p.blob[p.offsets[j]:p.offsets[j + 1]])
+        with FileSystems.create(path) as f:
+            for c in range(0, len(order), self._CHUNK_RECORDS):
+                idx = order[c:c + self._CHUNK_RECORDS]
+                f.write(tfrecord.frame([blobs[p][s:e] for p, s, e in zip(
+                    piece_of[idx].tolist(), starts[idx].tolist(), ends[idx].tolist())]))
+        del blobs, pieces
         FileSystems.delete(paths)
         yield split, len(order)
 

@@ -5,7 +5,7 @@ needs a pool of documents in one place. The Beam job hashes every document
 into a bucket of ~1 MB of text (a few hundred to a few thousand documents), and
 this module makes all instances of a bucket: the bucket is the random-document
 pool, the tokeniser batch and the unit of parallelism. The bucket's random
-generators are seeded from (random_seed, split, bucket index) and its documents
+generator is seeded from (random_seed, split, bucket index) and its documents
 are sorted by hash, so the output does not depend on the order Beam delivers
 them in, nor on the number of workers.
 """
@@ -22,7 +22,7 @@ from components.pretraining_data.options import PretrainingDataOptions
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)
 _TOKENIZE_BATCH_LINES = 16384
-_ENCODE_BATCH_INSTANCES = 4096
+_ENCODE_BATCH_INSTANCES = 8192
 
 
 def document_hash(lines: Sequence[bytes], random_seed: int) -> bytes:
@@ -86,7 +86,7 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
 
     Args:
       split: TRAIN or EVAL.
-      bucket_index: the bucket's index within the split (seeds its generators).
+      bucket_index: the bucket's index within the split (seeds its generator).
       documents: (document_hash, lines) pairs, any order.
       tokenizer: tokenization.BertTokenizer.
     Returns:
@@ -132,8 +132,8 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
             continue
         blobs, offsets = [], [np.zeros(1, np.int64)]
         for start in range(lo, hi, _ENCODE_BATCH_INSTANCES):
-            blob, off = _encode(tokenized.tokens, spans[start:min(hi, start + _ENCODE_BATCH_INSTANCES)],
-                                np_rng, vocab, options, stats)
+            batch = spans[start:min(hi, start + _ENCODE_BATCH_INSTANCES)]
+            blob, off = _encode(tokenized.tokens, batch, np_rng, vocab, options, stats)
             offsets.append(off[1:] + offsets[-1][-1])
             blobs.append(blob)
         pieces[shard] = ShardPiece(sort_keys[lo:hi], uids[lo:hi], np.concatenate(offsets),
@@ -158,4 +158,4 @@ def _encode(tokens, spans, rng, vocab: VocabInfo, options: PretrainingDataOption
     return example_encoder.encode_examples(
         masked.input_ids, input_mask.view(np.int8), segment_ids,
         masked.masked_lm_positions, masked.masked_lm_ids, masked.masked_lm_weights,
-        spans[:, 4])
+        spans[:, 4], as_array=True)

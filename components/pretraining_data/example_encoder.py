@@ -58,27 +58,20 @@ def varints(values: np.ndarray):
         return v.astype(np.uint8).reshape(n, -1), None
     if low >= 0 and top < _TABLE_LIMIT:
         # One gather per value from a table of encodings: ids, positions, lengths.
-        width = 2 if top < 1 << 14 else 3
         size = 1 << max(14, top.bit_length())  # few distinct, cached tables
         packed, used = _varint_table(size)
-        v = v.astype(np.intp, copy=False)
         # 4 bytes per value (the unused ones masked): whole-word copies are
         # several times faster than 3-byte strided ones.
         return packed[v].reshape(n, -1), used[v].reshape(n, -1)
-    if low < 0 or top >= 2**31:
-        v = v.astype(np.int64).view(np.uint64)
-        width = 10 if low < 0 else next(w for w in range(1, 11) if top < 1 << (7 * w))
-        one = np.uint64(1)
-    else:
-        v = v.astype(np.int32)
-        width = next(w for w in range(1, 6) if top < 1 << (7 * w))
-        one = 1
+    # Larger or negative values: 64-bit arithmetic, 7 bits per byte.
+    v = v.astype(np.int64).view(np.uint64)
+    width = 10 if low < 0 else next(w for w in range(1, 11) if top < 1 << (7 * w))
     nbytes = np.ones(v.shape, np.int8)
     for k in range(1, width):
-        nbytes += v >= (one << (7 * k))
+        nbytes += v >= np.uint64(1 << (7 * k))
     band = np.empty(v.shape + (width,), np.uint8)
     for k in range(width):
-        byte = ((v >> (7 * k)) & 0x7F).astype(np.uint8)
+        byte = ((v >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
         if k < width - 1:
             byte |= (nbytes > k + 1).view(np.uint8) << 7  # continuation bit
         band[..., k] = byte
@@ -139,7 +132,10 @@ class _Parts:
         return prefix.extend(self)
 
     def materialise(self):
-        """Returns (blob bytes, offsets int64 [N + 1]); row i is blob[offsets[i]:offsets[i+1]]."""
+        """Returns (blob uint8 [total], offsets int64 [N + 1]).
+
+        Row i is blob[offsets[i]:offsets[i + 1]].
+        """
         n = self.n
         # Merge runs of constants first: fewer, wider column writes.
         parts = []
@@ -163,8 +159,8 @@ class _Parts:
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.broadcast_to(self.lengths(), (n,)), out=offsets[1:])
         if keep is None:
-            return matrix.tobytes(), offsets
-        return matrix[keep].tobytes(), offsets
+            return matrix.reshape(-1), offsets
+        return matrix[keep], offsets
 
 
 def _varint_bytes(value: int) -> bytes:
@@ -202,7 +198,7 @@ def _float_feature(name: str, values: np.ndarray) -> _Parts:
 
 
 def encode_examples(input_ids, input_mask, segment_ids, masked_lm_positions, masked_lm_ids,
-                    masked_lm_weights, next_sentence_labels):
+                    masked_lm_weights, next_sentence_labels, as_array: bool = False):
     """Serialises N instances as tf.train.Example.
 
     Args:
@@ -210,6 +206,8 @@ def encode_examples(input_ids, input_mask, segment_ids, masked_lm_positions, mas
       masked_lm_positions, masked_lm_ids: int [N, max_predictions_per_seq].
       masked_lm_weights: float [N, max_predictions_per_seq] (stored as float32).
       next_sentence_labels: int [N] or [N, 1].
+      as_array: return the blob as a uint8 array (saves a copy when the caller
+        joins several blobs anyway).
     Returns:
       (blob bytes, offsets int64 [N + 1]): record i is blob[offsets[i]:offsets[i + 1]].
     """
@@ -228,4 +226,5 @@ def encode_examples(input_ids, input_mask, segment_ids, masked_lm_positions, mas
     body = _Parts(n)
     for f in features:
         body.extend(f)
-    return body.length_delimited(_TAG_1).materialise()
+    blob, offsets = body.length_delimited(_TAG_1).materialise()
+    return (blob if as_array else blob.tobytes()), offsets

@@ -9,8 +9,10 @@ skipped); each chosen token becomes [MASK] 80% of the time, stays 10%, and
 becomes a uniformly random vocabulary id 10%.
 
 It runs on [N, max_seq_length] arrays at once instead of one instance at a
-time: random ranks replace the shuffle, and the greedy walk over groups is a
-loop over group rank with vector operations over the N instances.
+time: without whole-word masking the shuffle's first k candidates are drawn as
+a uniform random k-subset (Floyd's algorithm, a loop over k with vector
+operations over the N instances); with it, random ranks replace the shuffle and
+the greedy walk over groups is a loop over group rank.
 """
 import dataclasses
 
@@ -95,7 +97,8 @@ def _random_choice(candidate, k, max_predictions, rng):
       positions int64 [N, max_predictions] (0-padded), count int64 [N].
     """
     n, seq_len = candidate.shape
-    c = candidate.sum(axis=1)
+    seen = np.cumsum(candidate, axis=1, dtype=np.int32)  # candidates in columns <= j
+    c = seen[:, -1].astype(np.int64)
     count = np.minimum(k, c)
     rows = np.arange(n)
     taken = np.zeros((n, seq_len + max_predictions), bool)  # by candidate rank
@@ -110,13 +113,18 @@ def _random_choice(candidate, k, max_predictions, rng):
         taken[rows, pick] = True
         ranks[:, step] = np.where(active, pick, seq_len)
     ranks.sort(axis=1)  # ascending rank = ascending position
-    # Rank -> column: the candidates' columns, row-major.
-    cand_rows, cand_cols = np.nonzero(candidate)
-    first = np.cumsum(c) - c
     real = ranks < seq_len
-    flat = np.where(real, first[:, None] + ranks, 0)
-    positions = np.where(real, cand_cols[np.minimum(flat, max(len(cand_cols) - 1, 0))]
-                         if len(cand_cols) else 0, 0)
+    # Rank r -> column: the first column with r + 1 candidates up to it, i.e. the
+    # fixed point of col = r + (non-candidates in columns <= col), reached from
+    # col = r in one step per run of non-candidates before it ([CLS], [SEP]: ~3).
+    r = np.where(real, ranks, 0)
+    col = r
+    for _ in range(seq_len + 1):
+        nxt = np.where(real, r + (col + 1 - np.take_along_axis(seen, col, axis=1)), 0)
+        if np.array_equal(nxt, col):
+            break
+        col = nxt
+    positions = np.where(real, col, 0)
     return positions.astype(np.int64), count
 
 

@@ -20,12 +20,12 @@ What is measured
     setting and the memory of one model do not leak into the next.
     dtype: fp32 = Keras policy "float32"; bf16 = "mixed_bfloat16" (set before build_state,
     restored after).
-    XLA on = `tf.config.optimizer.set_jit(True)` (auto-clustering, what run_fn.pretrain
-    does for use_xla) PLUS TF_XLA_FLAGS=--tf_xla_cpu_global_jit in the child's environment:
-    without that flag auto-clustering compiles nothing on a CPU (the probe line of the
-    output shows it on the real step). `tf.function(jit_compile=True)` cannot be used: the
-    step lives inside make_train_chunk's while_loop next to the iterator, which XLA cannot
-    compile. The child confirms XLA ran by TensorFlow's "Compiled cluster using XLA" log.
+    XLA on = the trainer's own `LoopSettings(use_xla=True)`: each replica's forward and
+    backward pass runs in a `tf.function(jit_compile=True)` inside the chunk's while_loop;
+    the all-reduce, clipping and optimizer update stay outside XLA. (Not
+    `tf.config.optimizer.set_jit(True)`: on a CPU, auto-clustering compiles nothing unless
+    TF_XLA_FLAGS=--tf_xla_cpu_global_jit is set before TensorFlow starts.) The child
+    confirms XLA ran by TensorFlow's "Compiled cluster using XLA" log line.
   Peak: GFLOP/s of chained 2048x2048 matmuls in one tf.function, median of several calls,
     float32 and bfloat16, measured before and after the trainer runs (the machine is
     shared); the larger of the two is the peak.
@@ -67,7 +67,6 @@ PREDICTIONS = 20
 MODELS = {"bert_base": 8, "bert_small": 32, "bert_tiny": 32}
 DTYPES = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 XLA = ("off", "on")
-XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 XLA_COMPILED_LOG = "Compiled cluster using XLA"
 
 # The issue's goals, for comparison.
@@ -167,7 +166,6 @@ def run_one(model: str, dtype: str, xla: bool, steps: int, repeats: int, budget:
     bert_config = load_config(model)
     policy = DTYPES[dtype]
     keras.utils.set_random_seed(12345)
-    tf.config.optimizer.set_jit(xla)  # as run_fn.pretrain; the CPU flag comes from the environment
     strategy = tf.distribute.get_strategy()
     result = {"model": model, "dtype": dtype, "xla": xla, "batch": batch, "steps": steps}
 
@@ -178,7 +176,6 @@ def run_one(model: str, dtype: str, xla: bool, steps: int, repeats: int, budget:
         _time_steps(result, bert_config, policy, xla, strategy, steps, repeats, budget)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-        tf.config.optimizer.set_jit(False)
     return result
 
 
@@ -197,7 +194,7 @@ def _time_steps(result: dict, bert_config, policy: str, xla: bool, strategy, ste
 
     settings = training_loop.LoopSettings(
         num_train_steps=10 ** 9, steps_per_execution=steps, save_checkpoints_steps=10 ** 9,
-        keep_checkpoint_max=1, global_batch_size=batch)
+        keep_checkpoint_max=1, global_batch_size=batch, use_xla=xla)
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: synthetic_dataset(ctx.get_per_replica_batch_size(batch), bert_config.vocab_size))
     iterator = iter(dataset)
@@ -210,9 +207,8 @@ def _time_steps(result: dict, bert_config, policy: str, xla: bool, strategy, ste
             raise RuntimeError(f"{model} {dtype}: non-finite loss in the benchmark")
         return time.perf_counter() - t
 
-    # Warm-up: traces (and with XLA compiles). XLA compiles a cluster lazily, after it has
-    # run once through the fallback path, so the XLA warm-up runs two steps.
-    warm_steps = 2 if xla else 1
+    # Warm-up: traces, and with XLA compiles (jit_compile compiles on the first call).
+    warm_steps = 1
     result["warmup_s"], result["warmup_steps"] = call(warm_steps), warm_steps
 
     # Timed calls. When the first shows that `repeats` calls of `steps` steps would overrun
@@ -273,42 +269,17 @@ def _time_steps(result: dict, bert_config, policy: str, xla: bool, strategy, ste
     result["params"] = int(sum(v.shape.num_elements() for v in variables))
 
 
-def probe_set_jit_alone() -> dict:
-    """The real step on the tiny bert_test model with set_jit(True) and nothing else."""
-    import tensorflow as tf
-    from components.trainer import training_loop
-    from components.trainer.run_fn import build_state
-
-    tf.config.optimizer.set_jit(True)
-    bert_config = load_config("bert_test")
-    strategy = tf.distribute.get_strategy()
-    with tempfile.TemporaryDirectory() as tmp:
-        state = build_state(bert_config, _params(bert_config, 4, "float32", True, tmp), strategy)
-    settings = training_loop.LoopSettings(10 ** 9, 2, 10 ** 9, 1, 4)
-    iterator = iter(strategy.distribute_datasets_from_function(
-        lambda ctx: synthetic_dataset(4, bert_config.vocab_size)))
-    chunk = training_loop.make_train_chunk(state, settings)
-    for _ in range(3):
-        chunk(iterator, tf.constant(2))[1].numpy()
-    return {"jit": str(tf.config.optimizer.get_jit())}
-
-
 def _child(args) -> None:
-    if args.probe:
-        print(json.dumps(probe_set_jit_alone()), flush=True)
-        return
     model, dtype, xla = args.one.split(":")
     result = run_one(model, dtype, xla == "on", args.steps, args.repeats, args.budget)
     print(json.dumps(result), flush=True)
 
 
-def run_child(argv: list[str], xla_flag: bool, timeout: float) -> tuple[dict | None, bool, str]:
+def run_child(argv: list[str], timeout: float) -> tuple[dict | None, bool, str]:
     """Runs this script with `argv` in a child; returns (its JSON, XLA compiled?, stderr tail)."""
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # XLA's "Compiled cluster" line is an INFO
     env.setdefault("PYTHONWARNINGS", "ignore")
-    flags = env.get("TF_XLA_FLAGS", "").replace(XLA_CPU_FLAG, "").strip()
-    env["TF_XLA_FLAGS"] = (flags + " " + XLA_CPU_FLAG).strip() if xla_flag else flags
     try:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__)] + argv, env=env,
                               capture_output=True, text=True, timeout=timeout)
@@ -412,13 +383,12 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=90.0,
                         help="seconds of timed calls per configuration before repeats are cut (min 2 calls)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.steps = args.steps or 2
     args.repeats = args.repeats or (3 if args.quick else 4)
     if args.steps < 1 or args.repeats < 1:
         raise SystemExit("--steps and --repeats must be positive")
-    if args.one or args.probe:
+    if args.one:
         _child(args)
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -454,20 +424,13 @@ def main(argv=None) -> int:
     print(f"\nmatmul peak before: fp32 {peak_runs['float32'][0]:.1f} GFLOP/s, "
           f"bf16 {peak_runs['bfloat16'][0]:.1f} GFLOP/s", flush=True)
 
-    # set_jit alone on the real step.
-    probe, compiled, err = run_child(["--probe"], xla_flag=False, timeout=600)
-    probe_text = ("failed: " + err.splitlines()[-1]) if probe is None else \
-        f"XLA compiled clusters: {'yes' if compiled else 'NO'}"
-    print(f"probe: set_jit(True) alone (run_fn.pretrain's use_xla), real step on bert_test: {probe_text}",
-          flush=True)
-
     # Trainer configurations.
     rows = []
     for model, dtype, xla in configs:
         t = time.time()
         child_args = ["--one", f"{model}:{dtype}:{xla}", "--steps", str(args.steps),
                       "--repeats", str(args.repeats), "--budget", str(args.budget)]
-        result, compiled, err = run_child(child_args, xla_flag=xla == "on", timeout=max(1800, 6 * args.budget))
+        result, compiled, err = run_child(child_args, timeout=max(1800, 6 * args.budget))
         if result is None:
             print(f"  {model} {dtype} XLA {xla}: FAILED\n{err}", flush=True)
             continue
@@ -499,7 +462,7 @@ def main(argv=None) -> int:
     print(f"matmul peak (2048^3 chained x4, median; before / after, max used): "
           f"fp32 {peak_runs['float32'][0]:.1f} / {peak_runs['float32'][1]:.1f} -> {peak['float32']:.1f} GFLOP/s; "
           f"bf16 {peak_runs['bfloat16'][0]:.1f} / {peak_runs['bfloat16'][1]:.1f} -> {peak['bfloat16']:.1f} GFLOP/s")
-    print("XLA 'on' = tf.config.optimizer.set_jit(True) + TF_XLA_FLAGS=--tf_xla_cpu_global_jit (auto-clustering)")
+    print("XLA 'on' = LoopSettings(use_xla=True): forward+backward in tf.function(jit_compile=True) per replica")
     header = (f"{'model':<10} {'dtype':<5} {'XLA':<4} {'batch':>5} {'seq/s':>7} {'GFLOP/s':>8} "
               f"{'MFU/fp32pk':>10} {'MFU/samepk':>10} {'calls':>5} {'warmup s':>8} {'cpu':>5}  notes")
     print(header)

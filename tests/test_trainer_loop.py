@@ -144,7 +144,9 @@ def test_xla_compiled_step_matches_the_plain_step(independent_records, tmp_path)
     files = split_files(independent_records, "train")
     params = tiny_params(str(tmp_path), num_train_steps=2, iterations_per_loop=2, save_checkpoints_steps=2,
                          num_warmup_steps=0)
-    plain, compiled = _fresh_state(params), _fresh_state(params)
+    plain = _fresh_state(params)
+    compiled = _fresh_state(dataclasses.replace(params, training=dataclasses.replace(params.training, use_xla=True)))
+    assert compiled.optimizer.jit_compile and not plain.optimizer.jit_compile
     training_loop.train(plain, _dataset_fn(files, params, is_training=False), _settings(params),
                         str(tmp_path / "plain"), None)
     xla_settings = dataclasses.replace(_settings(params), use_xla=True)

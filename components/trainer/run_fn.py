@@ -75,6 +75,9 @@ def build_state(bert_config: BertConfig, params: TrainerParams,
         ensure_built(model)
         optimizer = create_optimizer(t.learning_rate, t.num_train_steps, t.num_warmup_steps,
                                      optimizer_type=t.optimizer_type, bias_correction=t.adam_bias_correction)
+        # tf_keras compiles each variable's update with XLA only when it sees a GPU; with
+        # --use_xla the (memory-bound, elementwise) AdamW/LAMB update is fused on any device.
+        optimizer.jit_compile = t.use_xla
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)

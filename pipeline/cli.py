@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from components.pretraining_data.cli import parse_bool
 from components.pretraining_data.cli import register as register_data_commands
 from pipeline.config import PipelineConfig, local_default
 
@@ -31,14 +32,6 @@ TRAINING_FLAGS = {
 DATA_FLAGS = {"max_seq_length": int, "max_predictions_per_seq": int, "masked_lm_prob": float, "dupe_factor": int,
               "short_seq_prob": float, "random_seed": int, "eval_fraction": float, "num_shards": int}
 EVALUATION_FLAGS = {"min_masked_lm_accuracy": float, "min_next_sentence_accuracy": float}
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,16 +49,16 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--bert_config_file", help="bert_config.json of the model to pretrain")
     source.add_argument("--bert_preset", help="a shipped BERT config (bert_test, bert_tiny, bert_mini, bert_small, "
                                               "bert_medium, bert_base, bert_large)")
-    source.add_argument("--do_lower_case", type=_bool, help="lower-case the text (true/false)")
-    source.add_argument("--do_whole_word_mask", type=_bool, help="mask whole words (true/false)")
+    source.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True, help="lower-case the text (true/false)")
+    source.add_argument("--do_whole_word_mask", type=parse_bool, nargs="?", const=True, help="mask whole words (true/false)")
     source.add_argument("--pipeline_name", help="the pipeline's name in ML-metadata / Vertex AI")
     for name, kind in DATA_FLAGS.items():
         source.add_argument(f"--{name}", type=kind, help=f"create_pretraining_data/run_pretraining --{name}")
     training = parser.add_argument_group("training (run_pretraining.py's flags)")
     for name, kind in TRAINING_FLAGS.items():
         training.add_argument(f"--{name}", type=kind)
-    training.add_argument("--use_tpu", type=_bool, help="train on a TPU (true/false)")
-    training.add_argument("--use_xla", type=_bool, help="XLA-compile the training step (true/false)")
+    training.add_argument("--use_tpu", type=parse_bool, nargs="?", const=True, help="train on a TPU (true/false)")
+    training.add_argument("--use_xla", type=parse_bool, nargs="?", const=True, help="XLA-compile the training step (true/false)")
     gate = parser.add_argument_group("evaluation gate")
     for name, kind in EVALUATION_FLAGS.items():
         gate.add_argument(f"--{name}", type=kind, help="blessing lower bound")

@@ -14,7 +14,7 @@ from components.pretraining_data.options import PretrainingDataOptions
 _DEFAULTS = PretrainingDataOptions()
 
 
-def _bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
     """absl-style booleans: --do_lower_case=false works as in the original."""
     v = str(value).strip().lower()
     if v in ("1", "true", "t", "yes", "y"):
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     v.add_argument("--vocab_size", type=int, default=30522,
                    help="target size including special tokens (default 30522, as BERT); a "
                         "small corpus may give fewer")
-    v.add_argument("--do_lower_case", type=_bool, nargs="?", const=True, default=True,
+    v.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True, default=True,
                    help="uncased: lower-case and strip accents (default true; "
                         "--do_lower_case=false for a cased vocabulary)")
     v.add_argument("--max_lines", type=int, default=2_000_000,
@@ -77,10 +77,10 @@ def register(subparsers) -> None:
     p.add_argument("--short_seq_prob", type=float, default=_DEFAULTS.short_seq_prob,
                    help="probability of creating sequences shorter than the maximum "
                         "(default %(default)s)")
-    p.add_argument("--do_lower_case", type=_bool, nargs="?", const=True,
+    p.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True,
                    default=_DEFAULTS.do_lower_case,
                    help="lower-case the input; true for uncased vocabularies (default true)")
-    p.add_argument("--do_whole_word_mask", type=_bool, nargs="?", const=True,
+    p.add_argument("--do_whole_word_mask", type=parse_bool, nargs="?", const=True,
                    default=_DEFAULTS.do_whole_word_mask,
                    help="mask whole words instead of WordPieces (default false)")
     p.add_argument("--random_seed", type=int, default=_DEFAULTS.random_seed,

@@ -18,15 +18,15 @@ class DataError(ValueError):
     """The training or evaluation data do not match what the run was configured for."""
 
 
-def _expected_lengths(max_seq_length: int, max_predictions_per_seq: int) -> dict[str, tuple[str, int]]:
+def _expected_features(max_seq_length: int, max_predictions_per_seq: int) -> dict[str, tuple[str, int, str]]:
+    """feature -> (value list kind, length, the flag that sets the length)."""
+    seq = ("int64_list", max_seq_length, "--max_seq_length")
+    preds = ("int64_list", max_predictions_per_seq, "--max_predictions_per_seq")
     return {
-        "input_ids": ("int64_list", max_seq_length),
-        "input_mask": ("int64_list", max_seq_length),
-        "segment_ids": ("int64_list", max_seq_length),
-        "masked_lm_positions": ("int64_list", max_predictions_per_seq),
-        "masked_lm_ids": ("int64_list", max_predictions_per_seq),
-        "masked_lm_weights": ("float_list", max_predictions_per_seq),
-        "next_sentence_labels": ("int64_list", 1),
+        "input_ids": seq, "input_mask": seq, "segment_ids": seq,
+        "masked_lm_positions": preds, "masked_lm_ids": preds,
+        "masked_lm_weights": ("float_list", max_predictions_per_seq, "--max_predictions_per_seq"),
+        "next_sentence_labels": ("int64_list", 1, ""),
     }
 
 
@@ -50,7 +50,7 @@ def check_split(split: str, files: Sequence[str], max_seq_length: int, max_predi
     path, serialized = first_record
     example = tf.train.Example.FromString(serialized)
     features = example.features.feature
-    for name, (kind, length) in _expected_lengths(max_seq_length, max_predictions_per_seq).items():
+    for name, (kind, length, flag) in _expected_features(max_seq_length, max_predictions_per_seq).items():
         if name not in features:
             raise DataError(
                 f"Feature '{name}' is missing from the {split} records ({path}); expected {kind} of "
@@ -58,12 +58,8 @@ def check_split(split: str, files: Sequence[str], max_seq_length: int, max_predi
         actual_kind = features[name].WhichOneof("kind")
         values = getattr(features[name], actual_kind).value if actual_kind else []
         if actual_kind != kind or len(values) != length:
-            flag = ("--max_seq_length" if length == max_seq_length and name not in
-                    ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
-                    else "--max_predictions_per_seq")
-            hint = "" if name == "next_sentence_labels" else (
-                f" The records were probably made with a different {flag}; set {flag}={len(values)} "
-                f"or regenerate the records.")
+            hint = (f" The records were probably made with a different {flag}; set {flag}={len(values)} "
+                    f"or regenerate the records.") if flag else ""
             raise DataError(
                 f"Feature '{name}' in the {split} records ({path}) is {actual_kind or 'empty'}[{len(values)}], "
                 f"expected {kind}[{length}].{hint}")

@@ -6,7 +6,6 @@ Other Beam flags reach the pipeline through --beam_arg (repeatable), or, when
 the caller parses with parse_known_args, as the leftover unknown flags.
 """
 import argparse
-import logging
 import sys
 
 from components.pretraining_data.options import PretrainingDataOptions
@@ -145,7 +144,6 @@ def run_prepare_data(args, beam_args=None) -> int:
     """Runs the job; beam_args: unknown flags the caller's parse_known_args left over."""
     from components.pretraining_data import beam_job
 
-    logging.getLogger().setLevel(logging.INFO)
     try:
         options = options_from_args(args).validate()
         extra = beam_args_from(args, beam_args)

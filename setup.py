@@ -12,7 +12,7 @@ setuptools.setup(
     description="BERT pretraining (masked LM + next sentence) as a TFX pipeline, local and on Vertex AI.",
     python_requires=">=3.10,<3.11",
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "kubeflow", "kubeflow.*"]),
-    package_data={"pipeline": ["configs/*.json"], "components": ["bert/configs/*.json"]},
+    package_data={"components": ["bert/configs/*.json"]},
     include_package_data=True,
     install_requires=[
         # Ranges only: the exact, tested versions come from requirements/lock.txt.

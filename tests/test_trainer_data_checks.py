@@ -1,7 +1,6 @@
 """Data checks before the first step: names the feature, the split and the fix."""
 from __future__ import annotations
 
-import gzip
 import os
 
 import pytest
@@ -9,7 +8,7 @@ import tensorflow as tf
 
 from components.trainer import input_pipeline
 from components.trainer.data_checks import DataError, check_split
-from conftest import TINY_PREDS, TINY_SEQ, make_example, write_records
+from conftest import TINY_PREDS, TINY_SEQ, make_example
 
 import numpy as np
 

@@ -12,7 +12,7 @@ import tf_keras as keras
 from components.bert.config import BertConfig
 from components.trainer import input_pipeline, training_loop
 from components.trainer.run_fn import build_state
-from conftest import TINY_PREDS, TINY_SEQ, tiny_bert_config, write_records
+from conftest import TINY_PREDS, TINY_SEQ, write_records
 from trainer_helpers import split_files, tiny_params
 
 

@@ -1,7 +1,6 @@
 """do_train -> do_eval -> export on tiny records written by an independent writer."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest

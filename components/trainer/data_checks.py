@@ -80,6 +80,15 @@ def find_corrupt_shards(files: Sequence[str]) -> list[tuple[str, str]]:
     return corrupt
 
 
+def is_record_read_error(error: Exception) -> bool:
+    """Whether a failed step or eval batch failed while reading records (a corrupt or
+    truncated shard), rather than in the model."""
+    if isinstance(error, tf.errors.DataLossError):
+        return True
+    message = str(error).lower()
+    return isinstance(error, tf.errors.InvalidArgumentError) and ("corrupt" in message or "truncated" in message)
+
+
 def corrupt_shard_error(files: Sequence[str], cause: Exception) -> DataError:
     """The error to raise when a read failed: names the corrupt shard(s) found."""
     corrupt = find_corrupt_shards(files)

@@ -17,7 +17,6 @@ same as one trained on a CPU.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from typing import Optional
 

@@ -18,7 +18,7 @@ import logging
 import tensorflow as tf
 
 from components.trainer import distributed_loss
-from components.trainer.data_checks import corrupt_shard_error
+from components.trainer.data_checks import corrupt_shard_error, is_record_read_error
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +200,8 @@ def train(
         started = time.perf_counter()
         try:
             sums, all_finite = train_chunk(iterator, tf.constant(num_steps))
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-            if "corrupt" in str(e).lower() or "truncated" in str(e).lower() or isinstance(e, tf.errors.DataLossError):
+        except tf.errors.OpError as e:
+            if is_record_read_error(e):
                 raise corrupt_shard_error(train_files, e) from e
             raise
         seconds = time.perf_counter() - started
@@ -214,18 +214,19 @@ def train(
         metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
         lr = _learning_rate(optimizer)
         steps_per_sec = num_steps / seconds
+        examples_per_sec = steps_per_sec * settings.global_batch_size
         logger.info(
             "step %d/%d  loss %.4f  mlm_loss %.4f  mlm_acc %.4f  nsp_loss %.4f  nsp_acc %.4f  lr %.3g  "
             "%.2f steps/s  %.1f examples/s", step, settings.num_train_steps, metrics["loss"],
             metrics["masked_lm_loss"], metrics["masked_lm_accuracy"], metrics["next_sentence_loss"],
-            metrics["next_sentence_accuracy"], lr, steps_per_sec, steps_per_sec * settings.global_batch_size)
+            metrics["next_sentence_accuracy"], lr, steps_per_sec, examples_per_sec)
         if writer is not None:
             with writer.as_default(step=step):
                 for name, value in metrics.items():
                     tf.summary.scalar(f"train/{name}", value)
                 tf.summary.scalar("train/learning_rate", lr)
                 tf.summary.scalar("train/steps_per_sec", steps_per_sec)
-                tf.summary.scalar("train/examples_per_sec", steps_per_sec * settings.global_batch_size)
+                tf.summary.scalar("train/examples_per_sec", examples_per_sec)
         if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
             path = manager.save(checkpoint_number=step)
             logger.info("Saved checkpoint %s", path)
@@ -254,8 +255,10 @@ def evaluate(state: TrainingState, dataset: tf.data.Dataset, max_eval_steps: int
             reduced = eval_step(batch)
             sums = {k: sums[k] + reduced[k] for k in TERM_NAMES}
             batches += 1
-    except tf.errors.DataLossError as e:
-        raise corrupt_shard_error(eval_files, e) from e
+    except tf.errors.OpError as e:
+        if is_record_read_error(e):
+            raise corrupt_shard_error(eval_files, e) from e
+        raise
     if batches == 0:
         raise ValueError("The eval split gave no full batch: it has fewer examples than --eval_batch_size "
                          "(batches keep a fixed shape). Lower --eval_batch_size or add eval data.")

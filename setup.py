@@ -1,5 +1,8 @@
 """Installs the BERT pretraining pipeline (`pip install -e .`).
 
+It also compiles one small C extension (components/pretraining_data/_records.c),
+so installing needs a C compiler and the Python headers.
+
 This file is also what Beam/Dataflow workers use to get the project's code
 (`--setup_file ./setup.py`), so it lists only the project's own packages; the
 heavy dependencies are pinned in `requirements/lock.txt` and installed from it.
@@ -22,5 +25,9 @@ setuptools.setup(
         "tf-keras>=2.16,<2.17",
         "apache-beam>=2.59,<2.62",
     ],
+    # The prepare-data hot path (instances -> framed TFRecords); see the file's header.
+    ext_modules=[setuptools.Extension(
+        "components.pretraining_data._records", ["components/pretraining_data/_records.c"],
+        extra_compile_args=["-O3", "-std=c11", "-Wall"])],
     entry_points={"console_scripts": ["bertpipe=pipeline.cli:main"]},
 )

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Throughput of `bertpipe prepare-data` on a real corpus (not a test).
 
-    .venv/bin/python benchmarks/bench_pretraining_data.py [--corpus PATH] [--workers 1,2]
+    .venv/bin/python benchmarks/bench_pretraining_data.py [--sizes 20,60] [--workers 1,2]
+        [--modes multi_threading,multi_processing] [--corpus PATH]
 
-Prints, for each worker count: wall time, MB of raw text per second per core,
-instances per second, and peak RSS (driver and workers). Also prints the hot
-path alone (tokenise + instances + masks + encode of one bucket in this
+Prints, for each corpus size, DirectRunner mode and worker count: wall time
+(the whole job: Beam start-up, TensorFlow import, writing, the final rename),
+MB of raw text per second per core (= per worker), instances per second, and
+peak RSS of the driver and of the largest worker process. Also prints the hot
+path alone (tokenise + instances + masks + records of 1 MB buckets in this
 process, no Beam), which is what the per-core figure converges to on a corpus
-large enough to hide the workers' start-up (each imports TensorFlow).
+large enough to hide the fixed start-up costs.
 
 Defaults: max_seq_length 128, dupe_factor 10, the rest as google-research/bert.
-The corpus (>= 20 MB) comes from benchmarks/corpus.py; the vocabulary is learnt
-from it once (30522 tokens) and cached in benchmarks/out/.
+The corpora (one per size, >= 20 MB) come from benchmarks/corpus.py; the
+vocabulary is learnt once from the first (30522 tokens); both are cached in
+benchmarks/out/. Each run is a fresh process, so nothing is warm.
 """
 import argparse
 import json
@@ -27,15 +31,11 @@ sys.path.insert(0, ROOT)
 OUT = os.path.join(ROOT, "benchmarks", "out")
 
 
-def _corpus(path, min_mb):
-    if path:
-        if not os.path.exists(path):
-            raise SystemExit(f"--corpus {path} does not exist.")
-        return path
+def _corpus(min_mb):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import corpus  # benchmarks/corpus.py
 
-    path = os.path.join(OUT, "corpus.txt")
+    path = os.path.join(OUT, f"corpus_{min_mb:g}mb.txt")
     if not os.path.exists(path) or os.path.getsize(path) < min_mb * 2**20:
         corpus.build_benchmark_corpus(path, int(min_mb * 2**20))
     return path
@@ -61,7 +61,7 @@ def _one_run(args):
 
     options = PretrainingDataOptions(max_seq_length=128, dupe_factor=args.dupe_factor,
                                      num_shards=args.num_shards)
-    beam_args = [f"--direct_num_workers={args.one}"]
+    beam_args = [f"--direct_num_workers={args.one}", f"--direct_running_mode={args.mode}"]
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         t = time.time()
         stats = beam_job.run_prepare_data([args.corpus], args.vocab, os.path.join(tmp, "records"),
@@ -71,7 +71,7 @@ def _one_run(args):
                         for d, _, fs in os.walk(os.path.join(tmp, "records")) for f in fs)
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"workers": args.one, "wall": wall, "stats": stats, "out_bytes": out_bytes,
+    print(json.dumps({"workers": args.one, "mode": args.mode, "wall": wall, "stats": stats, "out_bytes": out_bytes,
                       "rss_driver_mb": rss_self, "rss_worker_max_mb": rss_children}))
 
 
@@ -106,52 +106,72 @@ def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
     t = time.time()
     n = 0
     for i, g in enumerate(groups):
-        _, stats = bucket.process_bucket("train", i, g, tok, info, options)
+        _, stats = bucket.process_bucket("train", i, g, tok, info, options, num_pieces=4)
         n += stats.num_instances
     dt = time.time() - t
     return size / 2**20 / dt, n / dt
 
 
+def _run_child(args, corpus_path, workers, mode):
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", str(workers), "--mode", mode,
+           "--corpus", corpus_path, "--vocab", args.vocab, "--dupe_factor",
+           str(args.dupe_factor), "--num_shards", str(args.num_shards)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode or not lines:
+        print(f"  {mode}, {workers} worker(s): FAILED\n{proc.stderr[-3000:]}")
+        return None
+    return json.loads(lines[-1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", help="corpus file (default: build >= --min_mb with "
-                                         "benchmarks/corpus.py)")
-    parser.add_argument("--min_mb", type=float, default=20)
+    parser.add_argument("--corpus", help="one corpus file instead of --sizes")
+    parser.add_argument("--sizes", default="20,60", help="corpus sizes in MB (built once)")
     parser.add_argument("--vocab", help="vocab.txt (default: learn 30522 tokens from the corpus)")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--modes", default="multi_threading,multi_processing",
+                        help="DirectRunner running modes to compare")
     parser.add_argument("--dupe_factor", type=int, default=10)
     parser.add_argument("--num_shards", type=int, default=4)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="multi_threading", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.makedirs(OUT, exist_ok=True)
     if args.one:
         _one_run(args)
         return 0
-    args.corpus = _corpus(args.corpus, args.min_mb)
-    args.vocab = _vocab(args.corpus, args.vocab, 30522)
-    mb = os.path.getsize(args.corpus) / 2**20
-    print(f"corpus {args.corpus}: {mb:.1f} MB; vocab {args.vocab}; max_seq_length 128, "
-          f"dupe_factor {args.dupe_factor}, {args.num_shards} shards; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    mbps, ips = _hot_path(args.corpus, args.vocab, args.dupe_factor)
+    if args.corpus and not os.path.exists(args.corpus):
+        raise SystemExit(f"--corpus {args.corpus} does not exist.")
+    corpora = [args.corpus] if args.corpus else [_corpus(float(x)) for x in args.sizes.split(",")]
+    args.vocab = _vocab(corpora[0], args.vocab, 30522)
+    print(f"vocab {args.vocab}; max_seq_length 128, dupe_factor {args.dupe_factor}, "
+          f"{args.num_shards} shards; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    mbps, ips = _hot_path(corpora[0], args.vocab, args.dupe_factor)
     print(f"hot path, 1 core, no Beam: {mbps:.2f} MB/s of raw text, {ips:,.0f} instances/s")
-    for w in [int(x) for x in args.workers.split(",")]:
-        cmd = [sys.executable, os.path.abspath(__file__), "--one", str(w), "--corpus", args.corpus,
-               "--vocab", args.vocab, "--dupe_factor", str(args.dupe_factor),
-               "--num_shards", str(args.num_shards)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-        if proc.returncode or not lines:
-            print(f"{w} worker(s): FAILED\n{proc.stderr[-3000:]}")
-            continue
-        r = json.loads(lines[-1])
-        st = r["stats"]
-        inst = st["num_train_instances"] + st["num_eval_instances"]
-        print(f"{w} worker(s): {r['wall']:.1f} s wall, {mb / r['wall'] / w:.2f} MB/s/core "
-              f"({mb / r['wall']:.2f} MB/s total), {inst / r['wall']:,.0f} instances/s "
-              f"({inst:,} instances, {r['out_bytes'] / 2**20:.0f} MB of records), peak RSS "
-              f"driver {r['rss_driver_mb']:.0f} MB, largest worker {r['rss_worker_max_mb']:.0f} MB")
+    for corpus_path in corpora:
+        mb = os.path.getsize(corpus_path) / 2**20
+        print(f"\ncorpus {corpus_path}: {mb:.1f} MB")
+        for mode in args.modes.split(","):
+            totals = {}
+            for w in [int(x) for x in args.workers.split(",")]:
+                r = _run_child(args, corpus_path, w, mode)
+                if r is None:
+                    continue
+                st = r["stats"]
+                inst = st["num_train_instances"] + st["num_eval_instances"]
+                totals[w] = mb / r["wall"]
+                print(f"  {mode}, {w} worker(s): {r['wall']:.1f} s wall, "
+                      f"{mb / r['wall'] / w:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s total), "
+                      f"{inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
+                      f"{r['out_bytes'] / 2**20:.0f} MB of records), peak RSS driver "
+                      f"{r['rss_driver_mb']:.0f} MB, largest worker process "
+                      f"{r['rss_worker_max_mb']:.0f} MB")
+            if 1 in totals and len(totals) > 1:
+                w = max(totals)
+                print(f"  {mode}: {w} workers / 1 worker = {totals[w] / totals[1]:.2f}x")
     return 0
 
 

@@ -1,10 +1,13 @@
 """Segment A/B construction, truncation and next-sentence labels (instances.py)."""
 import random
+import struct
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from components.pretraining_data import instances
+from components.pretraining_data import bucket, instances, records
+from components.pretraining_data.options import PretrainingDataOptions
 
 
 def _original_truncate(len_a, len_b, max_num_tokens):
@@ -73,13 +76,43 @@ def test_truncation_cuts_front_or_back_at_random():
 
 
 def test_assemble_layout():
+    # [CLS] A [SEP] B [SEP] + 0 padding, as written by records.build_records; masking
+    # changes the ids at masked_lm_positions, where masked_lm_ids holds the original.
+    vocab = bucket.VocabInfo(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                             + [f"w{i}" for i in range(5, 200)])
     tokens = np.arange(100, 200, dtype=np.int32)
     spans = np.array([[0, 3, 10, 12, 0], [5, 6, 50, 55, 1]])
-    ids, seg, lengths = instances.assemble(tokens, spans, 12, cls_id=2, sep_id=3)
-    assert ids[0].tolist() == [2, 100, 101, 102, 3, 110, 111, 3, 0, 0, 0, 0]
-    assert seg[0].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
-    assert ids[1].tolist() == [2, 105, 3, 150, 151, 152, 153, 154, 3, 0, 0, 0]
-    assert lengths.tolist() == [8, 9]
+    options = PretrainingDataOptions(max_seq_length=12, max_predictions_per_seq=2,
+                                     masked_lm_prob=0.15, do_whole_word_mask=False)
+    blob, num_masked = records.build_records(tokens, spans, 0, vocab, options)
+    expected_ids = [[2, 100, 101, 102, 3, 110, 111, 3, 0, 0, 0, 0],
+                    [2, 105, 3, 150, 151, 152, 153, 154, 3, 0, 0, 0]]
+    expected_seg = [[0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0],
+                    [0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0]]
+    lengths = [8, 9]
+    records_seen, offset = 0, 0
+    for r in range(len(spans)):
+        (size,) = struct.unpack_from("<Q", blob, offset)
+        example = tf.train.Example.FromString(blob[offset + 12:offset + 12 + size])
+        offset += 16 + size
+        f = {k: list(v.float_list.value or v.int64_list.value)
+             for k, v in example.features.feature.items()}
+        weights = f["masked_lm_weights"]
+        real = [(p, i) for p, i, w in zip(f["masked_lm_positions"], f["masked_lm_ids"], weights)
+                if w > 0]
+        masked = [p for p, _ in real]
+        assert masked and len(masked) == sum(weights)
+        for p, original in real:
+            assert original == expected_ids[r][p] and expected_ids[r][p] not in (0, 2, 3)
+        for p in range(12):
+            if p not in masked:
+                assert f["input_ids"][p] == expected_ids[r][p]
+        assert f["segment_ids"] == expected_seg[r]
+        assert f["input_mask"] == [1] * lengths[r] + [0] * (12 - lengths[r])
+        assert f["next_sentence_labels"] == [spans[r, 4]]
+        records_seen += 1
+    assert records_seen == 2 and offset == len(blob)
+    assert num_masked == 2  # min(2, max(1, round(8 or 9 * 0.15))) = 1 per instance
 
 
 def test_pack_documents_drops_empty_sentences_and_documents():

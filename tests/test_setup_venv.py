@@ -24,6 +24,9 @@ def _copy_of_setup(tmp_path) -> str:
     shutil.copy(os.path.join(REPO_ROOT, ".ci", "setup-venv"), root / ".ci" / "setup-venv")
     shutil.copy(os.path.join(REPO_ROOT, "requirements", "lock.txt"), root / "requirements" / "lock.txt")
     shutil.copy(os.path.join(REPO_ROOT, "setup.py"), root / "setup.py")
+    (root / "components" / "pretraining_data").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO_ROOT, "components", "pretraining_data", "_records.c"),
+                root / "components" / "pretraining_data" / "_records.c")
     return str(root)
 
 

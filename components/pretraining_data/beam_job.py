@@ -1,17 +1,29 @@
 """The Apache Beam job: corpus text -> sharded BERT pretraining TFRecords (train/ and eval/).
 
-    ranges of the input files                        (driver: list files, cut ranges)
-      -> documents, each hashed to (split, bucket)   (parallel over ranges)
-      -> GroupByKey(split, bucket)                   (~1 MB of text per bucket)
-      -> tokenise + instances + masks + encode       (parallel over buckets; bucket.py)
-      -> GroupByKey(split, shard)
-      -> sort by random key, write part-0000k-of-0000N.tfrecord   (parallel over shards)
+    ranges of the input files                       (driver: list files, cut ranges)
+      -> documents, each hashed to (split, bucket); (parallel over ranges)
+         a range's documents are written to one spill file, grouped by bucket
+      -> GroupByKey(split, bucket) of spill-file slices
+      -> tokenise + instances + masks + records      (parallel over buckets; bucket.py)
+         written as piece files, each a valid TFRecord file
+      -> GroupByKey(split, shard) of piece paths
+      -> concatenate pieces into part-0000k-of-0000N  (parallel over shards)
 
 Why this shape: instances need a pool of other documents for "random next
-sentence", so documents are grouped into buckets (see bucket.py); records are
-written by our own shard writer, sorted by a seeded random key, because Beam's
-WriteToTFRecord writes in whatever order the runner delivers, and the same
-inputs + seed + num_shards must give byte-identical files.
+sentence", so documents are grouped into buckets of ~1 MB of text (bucket.py).
+Only file slices and paths go through Beam's shuffles, never the text or the
+records: on the DirectRunner every shuffled element passes through the driver
+process, which then held the corpus in memory and competed with the workers
+for the CPU. So every worker's memory is bounded by one range (<= 64 MB of
+text) or one bucket, whatever the size of the corpus.
+
+Pieces: a split has P = max(buckets, num_shards) pieces; piece p holds
+instances of bucket p % buckets and goes to shard p % num_shards, and a shard
+is its pieces in p order. With at least as many buckets as shards, a bucket
+is one piece; with fewer, a bucket's shuffled instances are cut into several
+pieces, so that no shard is left empty needlessly. Every step is keyed and
+seeded by (split, bucket) and files are joined in a fixed order, so the same
+inputs + seed + num_shards give byte-identical files with any number of workers.
 
 Everything is written under a staging directory next to the output
 (`<output_dir>.staging-<id>`) and renamed into place only after the pipeline
@@ -25,15 +37,14 @@ import shutil
 import sys
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from components.pretraining_data import bucket as bucket_lib
-from components.pretraining_data import text_reader, tfrecord
+from components.pretraining_data import text_reader
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
@@ -42,7 +53,8 @@ from components.pretraining_data.options import PretrainingDataOptions
 DEFAULT_BUCKET_BYTES = 1 << 20
 MANIFEST_NAME = "manifest.json"
 _STATS_NAME = "_stats.json"
-_PIECES_DIR = "_pieces"  # per (bucket, shard) record files, merged by the shard writers
+_SPILL_DIR = "_documents"  # per input range: its documents, grouped by bucket
+_PIECES_DIR = "_pieces"  # per piece: a bucket's records for one shard
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -58,35 +70,80 @@ def num_buckets_for(total_bytes: int, eval_fraction: float, bucket_bytes: int) -
             bucket_lib.EVAL: eval_buckets}
 
 
-class _ReadDocuments(beam.DoFn):
-    """FileRange -> ((split, bucket), (document_hash, lines))."""
+class _SpillDocuments(beam.DoFn):
+    """(range index, FileRange) -> ((split, bucket), (spill path, offset, length)).
 
-    def __init__(self, options: PretrainingDataOptions, num_buckets: Dict[str, int]):
+    Reads the range's documents, hashes each to (split, bucket), and writes them
+    to one spill file, grouped by bucket; only the slices go through the shuffle.
+    """
+
+    def __init__(self, options: PretrainingDataOptions, num_buckets: Dict[str, int],
+                 staging_dir: str):
         self._options = options
         self._num_buckets = num_buckets
+        self._staging_dir = staging_dir
 
-    def process(self, file_range):
+    def process(self, element):
+        range_index, file_range = element
         seed, frac = self._options.random_seed, self._options.eval_fraction
+        by_bucket: Dict[Tuple[str, int], List[bytes]] = {}
         for lines in text_reader.read_documents(file_range):
             h = bucket_lib.document_hash(lines, seed)
-            yield bucket_lib.assign(h, frac, self._num_buckets), (h, lines)
+            by_bucket.setdefault(bucket_lib.assign(h, frac, self._num_buckets), []).append(
+                encode_document(h, lines))
+        if not by_bucket:
+            return
+        path = FileSystems.join(self._staging_dir, _SPILL_DIR, f"range-{range_index:06d}.docs")
+        offset = 0
+        with FileSystems.create(path) as f:
+            for key in sorted(by_bucket):
+                block = b"".join(by_bucket[key])
+                f.write(block)
+                yield key, (path, offset, len(block))
+                offset += len(block)
+
+
+def encode_document(doc_hash: bytes, lines: List[bytes]) -> bytes:
+    """Spill format of one document: hash (16 bytes) | uint32 length | lines joined by newlines."""
+    text = b"\n".join(lines)
+    return doc_hash + len(text).to_bytes(4, "little") + text
+
+
+def decode_documents(block: bytes) -> Iterator[Tuple[bytes, List[bytes]]]:
+    """Inverse of encode_document over a block of documents back to back."""
+    pos = 0
+    while pos < len(block):
+        size = int.from_bytes(block[pos + 16:pos + 20], "little")
+        yield block[pos:pos + 16], block[pos + 20:pos + 20 + size].split(b"\n")
+        pos += 20 + size
+
+
+def _read_slice(path: str, offset: int, length: int) -> bytes:
+    with FileSystems.open(path) as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def piece_ids(bucket_index: int, num_buckets: int, num_shards: int) -> List[int]:
+    """The pieces of a bucket: p in [0, max(num_buckets, num_shards)) with p % num_buckets == bucket."""
+    return list(range(bucket_index, max(num_buckets, num_shards), num_buckets))
 
 
 class _MakeInstances(beam.DoFn):
-    """((split, bucket), documents) -> ((split, shard), piece path); stats on a side output.
+    """((split, bucket), spill slices) -> ((split, shard), (piece, path)); stats on a side output.
 
-    The serialised records (~14x the text at dupe_factor 10) go to piece files
-    under the staging dir, and only their paths go through the shuffle: pushing
-    the records themselves through the runner made the local multi-worker run
-    slower than one worker and its driver hold them all in memory.
+    The records (~20x the text at dupe_factor 10) go straight to piece files
+    under the staging dir; only their paths go through the next shuffle.
     """
 
     STATS = "stats"
 
-    def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str):
+    def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str,
+                 num_buckets: Dict[str, int]):
         self._vocab_file = vocab_file
         self._options = options
         self._staging_dir = staging_dir
+        self._num_buckets = num_buckets
 
     def setup(self):
         from components.pretraining_data import tokenization  # imports TensorFlow
@@ -96,70 +153,44 @@ class _MakeInstances(beam.DoFn):
         self._tokenizer = tokenization.BertTokenizer(tokens, self._options.do_lower_case)
 
     def process(self, element):
-        (split, bucket_index), documents = element
-        pieces, stats = bucket_lib.process_bucket(
-            split, bucket_index, documents, self._tokenizer, self._vocab, self._options)
-        for shard, piece in pieces.items():
+        (split, bucket_index), slices = element
+        documents = [doc for s in sorted(slices) for doc in decode_documents(_read_slice(*s))]
+        num_shards = self._options.num_shards
+        pieces = piece_ids(bucket_index, self._num_buckets[split], num_shards)
+        chunks, stats = bucket_lib.process_bucket(
+            split, bucket_index, documents, self._tokenizer, self._vocab, self._options,
+            num_pieces=len(pieces))
+        for piece, piece_chunks in zip(pieces, chunks):
+            if not piece_chunks:
+                continue
             path = FileSystems.join(self._staging_dir, _PIECES_DIR,
-                                    f"{split}-{shard:05d}-{bucket_index:07d}.piece")
-            _write_piece(path, piece)
-            yield (split, shard), path
+                                    f"{split}-{piece:07d}.tfrecord")
+            with FileSystems.create(path) as f:
+                for chunk in piece_chunks:
+                    f.write(chunk)
+            yield (split, piece % num_shards), (piece, path)
         yield beam.pvalue.TaggedOutput(self.STATS, (split, stats.__dict__))
 
 
-def _write_piece(path: str, piece) -> None:
-    n = len(piece.uids)
-    with FileSystems.create(path) as f:
-        f.write(np.array([n], "<i8").tobytes())
-        f.write(piece.sort_keys.astype("<u8").tobytes())
-        f.write(piece.uids.astype("<i8").tobytes())
-        f.write(piece.offsets.astype("<i8").tobytes())
-        f.write(piece.blob)
-
-
-def _read_piece(path: str):
-    with FileSystems.open(path) as f:
-        data = f.read()
-    n = int(np.frombuffer(data, "<i8", 1)[0])
-    arrays = np.frombuffer(data, "<i8", 3 * n + 1, offset=8)
-    keys = arrays[:n].view("<u8")
-    # Offsets into `data` itself: slicing the records out of it would copy them all.
-    return bucket_lib.ShardPiece(keys, arrays[n:2 * n], arrays[2 * n:] + 8 * (3 * n + 2), data)
-
-
 class _WriteShard(beam.DoFn):
-    """((split, shard), piece paths) -> writes the shard file under the staging dir.
+    """((split, shard), [(piece, path)]) -> the shard file: its pieces in piece order."""
 
-    Records are written in (key, uid) order, framed in chunks (tfrecord.frame)
-    and written with plain file writes.
-    """
-
-    _CHUNK_RECORDS = 8192
+    _COPY_BUFFER = 8 << 20
 
     def __init__(self, staging_dir: str, num_shards: int):
         self._staging_dir = staging_dir
         self._num_shards = num_shards
 
     def process(self, element):
-        (split, shard), paths = element
-        paths = sorted(paths)
-        pieces = [_read_piece(p) for p in paths]
-        keys = np.concatenate([p.sort_keys for p in pieces])
-        uids = np.concatenate([p.uids for p in pieces])
-        piece_of = np.concatenate([np.full(len(p.uids), i) for i, p in enumerate(pieces)])
-        starts = np.concatenate([p.offsets[:-1] for p in pieces])
-        ends = np.concatenate([p.offsets[1:] for p in pieces])
-        order = np.lexsort((uids, keys))  # by key, then uid: independent of arrival order
-        blobs = [p.blob for p in pieces]
-        path = FileSystems.join(self._staging_dir, shard_name(split, shard, self._num_shards))
-        with FileSystems.create(path) as f:
-            for c in range(0, len(order), self._CHUNK_RECORDS):
-                idx = order[c:c + self._CHUNK_RECORDS]
-                f.write(tfrecord.frame([blobs[p][s:e] for p, s, e in zip(
-                    piece_of[idx].tolist(), starts[idx].tolist(), ends[idx].tolist())]))
-        del blobs, pieces
+        (split, shard), pieces = element
+        paths = [path for _, path in sorted(pieces)]
+        target = FileSystems.join(self._staging_dir, shard_name(split, shard, self._num_shards))
+        with FileSystems.create(target) as out:
+            for path in paths:
+                with FileSystems.open(path) as f:
+                    shutil.copyfileobj(f, out, self._COPY_BUFFER)
         FileSystems.delete(paths)
-        yield split, len(order)
+        yield split, len(paths)
 
 
 def _sum_stats(items):
@@ -187,11 +218,12 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
 
     made = (
         pipeline
-        | "FileRanges" >> beam.Create(ranges, reshuffle=False)
+        | "FileRanges" >> beam.Create(list(enumerate(ranges)), reshuffle=False)
         | "SpreadRanges" >> beam.Reshuffle()
-        | "ReadDocuments" >> beam.ParDo(_ReadDocuments(options, num_buckets))
+        | "SpillDocuments" >> beam.ParDo(_SpillDocuments(options, num_buckets, staging_dir))
         | "GroupIntoBuckets" >> beam.GroupByKey()
-        | "MakeInstances" >> beam.ParDo(_MakeInstances(vocab_file, options, staging_dir))
+        | "MakeInstances" >> beam.ParDo(
+            _MakeInstances(vocab_file, options, staging_dir, num_buckets))
         .with_output_types(Tuple[Tuple[str, int], Any]).with_outputs(
             _MakeInstances.STATS, main="pieces"))
     _ = (
@@ -243,7 +275,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
     staging_dir = f"{output_dir}.staging-{uuid.uuid4().hex[:12]}"
     started = time.time()
     try:
-        for sub in bucket_lib.SPLITS + (_PIECES_DIR,):
+        for sub in bucket_lib.SPLITS + (_SPILL_DIR, _PIECES_DIR):
             FileSystems.mkdirs(FileSystems.join(staging_dir, sub))
         if pipeline is None:
             pipeline = beam.Pipeline(options=beam_options(beam_pipeline_args))
@@ -315,6 +347,7 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
     with FileSystems.open(FileSystems.join(staging_dir, _STATS_NAME)) as f:
         raw = json.loads(f.read().decode())
     FileSystems.delete([FileSystems.join(staging_dir, _STATS_NAME)])
+    _delete_tree(FileSystems.join(staging_dir, _SPILL_DIR))
     _delete_tree(FileSystems.join(staging_dir, _PIECES_DIR))  # empty after a successful run
     get = lambda split, key: int(raw.get(f"{split}_{key}", 0))  # noqa: E731
     stats = {

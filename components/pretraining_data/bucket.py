@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from components.pretraining_data import example_encoder, instances, masking
+from components.pretraining_data import instances, records
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
@@ -38,23 +38,6 @@ def assign(doc_hash: bytes, eval_fraction: float, num_buckets: Dict[str, int]) -
     u = int.from_bytes(doc_hash[:8], "little") / 2.0**64
     split = EVAL if u < eval_fraction else TRAIN
     return split, int.from_bytes(doc_hash[8:], "little") % num_buckets[split]
-
-
-@dataclasses.dataclass
-class ShardPiece:
-    """The records of one bucket that go to one shard.
-
-    Attributes:
-      sort_keys: uint64 [n] random keys; a shard is written in key order (a global shuffle).
-      uids: int64 [n] tie-breakers, unique per (bucket, instance).
-      offsets: int64 [n + 1] into blob.
-      blob: the serialised tf.train.Examples back to back.
-    """
-
-    sort_keys: np.ndarray
-    uids: np.ndarray
-    offsets: np.ndarray
-    blob: bytes
 
 
 @dataclasses.dataclass
@@ -81,16 +64,20 @@ class VocabInfo:
 
 
 def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[bytes, List[bytes]]],
-                   tokenizer, vocab: VocabInfo, options: PretrainingDataOptions):
-    """Makes all instances of one bucket.
+                   tokenizer, vocab: VocabInfo, options: PretrainingDataOptions,
+                   num_pieces: int = 1):
+    """Makes all instances of one bucket, as framed TFRecords in a seeded random order.
 
     Args:
       split: TRAIN or EVAL.
       bucket_index: the bucket's index within the split (seeds its generator).
       documents: (document_hash, lines) pairs, any order.
       tokenizer: tokenization.BertTokenizer.
+      num_pieces: how many contiguous runs to cut the shuffled instances into
+        (one per output shard the bucket feeds).
     Returns:
-      ({shard index: ShardPiece}, BucketStats).
+      (pieces, stats): pieces is a list of num_pieces lists of byte chunks; each
+      piece's chunks, concatenated, are a valid TFRecord file.
     """
     docs = sorted(documents)  # hash order, the original's shuffle of documents
     stats = BucketStats(num_documents=len(docs))
@@ -107,55 +94,24 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
     stats.num_documents = tokenized.num_documents  # documents with any token left
     stats.num_sentences = tokenized.num_sentences
     stats.num_tokens = int(len(tokenized.tokens))
+    pieces = [[] for _ in range(num_pieces)]
     if not tokenized.num_documents:
-        return {}, stats
+        return pieces, stats
 
-    seed = [options.random_seed, SPLITS.index(split), bucket_index]
-    np_rng = np.random.default_rng(seed)
+    np_rng = np.random.default_rng([options.random_seed, SPLITS.index(split), bucket_index])
     spans = instances.create_instance_spans(
         tokenized, options.max_seq_length, options.short_seq_prob, options.dupe_factor, np_rng)
-    n = len(spans)
-    stats.num_instances = n
+    stats.num_instances = len(spans)
     stats.num_random_next = int(spans[:, 4].sum())
-    sort_keys = np_rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
-    shards = np_rng.integers(0, options.num_shards, n)
-    uids = (np.int64(bucket_index) << 32) + np.arange(n, dtype=np.int64)
-    # Instances are encoded grouped by shard, so each shard's records are one slice.
-    order = np.argsort(shards, kind="stable")
-    spans, sort_keys, uids = spans[order], sort_keys[order], uids[order]
-    bounds = np.searchsorted(shards[order], np.arange(options.num_shards + 1))
-
-    pieces = {}
-    for shard in range(options.num_shards):
-        lo, hi = int(bounds[shard]), int(bounds[shard + 1])
-        if lo == hi:
-            continue
-        blobs, offsets = [], [np.zeros(1, np.int64)]
+    # The original shuffles all its instances before writing them; here a bucket's.
+    spans = spans[np_rng.permutation(len(spans))]
+    bounds = np.linspace(0, len(spans), num_pieces + 1).astype(np.int64)
+    for piece, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
         for start in range(lo, hi, _ENCODE_BATCH_INSTANCES):
-            batch = spans[start:min(hi, start + _ENCODE_BATCH_INSTANCES)]
-            blob, off = _encode(tokenized.tokens, batch, np_rng, vocab, options, stats)
-            offsets.append(off[1:] + offsets[-1][-1])
-            blobs.append(blob)
-        pieces[shard] = ShardPiece(sort_keys[lo:hi], uids[lo:hi], np.concatenate(offsets),
-                                   b"".join(blobs))
+            seed = int(np_rng.integers(0, 2**63))
+            framed, num_masked = records.build_records(
+                tokenized.tokens, spans[start:min(hi, start + _ENCODE_BATCH_INSTANCES)], seed,
+                vocab, options)
+            pieces[piece].append(framed)
+            stats.num_masked += num_masked
     return pieces, stats
-
-
-def _encode(tokens, spans, rng, vocab: VocabInfo, options: PretrainingDataOptions,
-            stats: BucketStats):
-    """Assembles, masks and serialises a batch of spans: (blob, offsets int64 [N + 1])."""
-    input_ids, segment_ids, seq_lengths = instances.assemble(
-        tokens, spans, options.max_seq_length, vocab.cls_id, vocab.sep_id)
-    masked = masking.mask_batch(
-        input_ids, seq_lengths, rng,
-        masked_lm_prob=options.masked_lm_prob,
-        max_predictions_per_seq=options.max_predictions_per_seq,
-        vocab_size=vocab.size, mask_id=vocab.mask_id, cls_id=vocab.cls_id,
-        sep_id=vocab.sep_id,
-        is_continuation=vocab.is_continuation if options.do_whole_word_mask else None)
-    stats.num_masked += int(masked.masked_lm_weights.sum())
-    input_mask = (np.arange(options.max_seq_length)[None, :] < seq_lengths[:, None])
-    return example_encoder.encode_examples(
-        masked.input_ids, input_mask.view(np.int8), segment_ids,
-        masked.masked_lm_positions, masked.masked_lm_ids, masked.masked_lm_weights,
-        spans[:, 4], as_array=True)

@@ -7,8 +7,8 @@ speed: a segment is a span [start, end) into one flat token array of the
 bucket instead of a list of token strings, and all (copy, document) walks of a
 bucket advance together, one chunk per step, as numpy operations over the
 walks still running. So the Python cost is per step (the most chunks any
-document makes), not per instance; `assemble` then builds all instances with a
-few numpy gathers.
+document makes), not per instance; records.py then builds, masks and
+serialises the instances in C.
 """
 import dataclasses
 import random
@@ -150,42 +150,6 @@ def create_instance_spans(docs: TokenizedDocuments, max_seq_length: int, short_s
     spans = np.concatenate(out)
     # Back to the original's loop order: copy, document, chunk.
     return spans[np.lexsort((np.concatenate(order_step), np.concatenate(order_copy_doc)))]
-
-
-def assemble(tokens: np.ndarray, spans: np.ndarray, max_seq_length: int, cls_id: int,
-             sep_id: int):
-    """Builds padded instances from spans.
-
-    Args:
-      tokens: int32 [total_tokens] (TokenizedDocuments.tokens).
-      spans: int64 [N, 5] from create_instance_spans.
-    Returns:
-      input_ids int32 [N, max_seq_length] (0-padded, as the original pads with
-      id 0), segment_ids int8 [N, max_seq_length], lengths int64 [N].
-    """
-    n = len(spans)
-    s = spans[:, :4].astype(np.int32)
-    a0, a1, b0, b1 = (s[:, k:k + 1] for k in range(4))
-    num_tokens = len(tokens)
-    # One gather from tokens + [CLS, SEP, 0]: [CLS] A [SEP] B [SEP] 0 ...
-    source = np.concatenate([np.asarray(tokens, np.int32),
-                             np.array([cls_id, sep_id, 0], np.int32)])
-    j = np.arange(max_seq_length, dtype=np.int32)[None, :]
-    len_a = a1 - a0
-    b_first = len_a + 2
-    last = b_first + (b1 - b0)  # the final [SEP]
-    in_first = j < b_first  # [CLS] A [SEP]
-    src = j + np.where(in_first, a0 - 1, b0 - b_first)
-    padding = j > last
-    src[padding] = num_tokens + 2
-    rows = np.arange(n)
-    src[:, 0] = num_tokens
-    src[rows, len_a[:, 0] + 1] = num_tokens + 1
-    src[rows, last[:, 0]] = num_tokens + 1
-    ids = source[src]
-    segment_ids = (~(in_first | padding)).view(np.int8)
-    lengths = (last[:, 0] + 1).astype(np.int64)
-    return ids, segment_ids, lengths
 
 
 def pack_documents(flat_ids: np.ndarray, sentence_lengths: np.ndarray,

@@ -1,7 +1,7 @@
 """The record format: google-research/bert's pretraining features, nothing more.
 
-The trainer parses records with `feature_spec`; the writer (`example_encoder.py`)
-encodes exactly these names, shapes and dtypes.
+The trainer parses records with `feature_spec`; the writer (`_records.c`, via
+`records.py`) encodes exactly these names, shapes and dtypes.
 """
 import tensorflow as tf
 

@@ -29,6 +29,7 @@ Everything is written under a staging directory next to the output
 (`<output_dir>.staging-<id>`) and renamed into place only after the pipeline
 succeeded, so a failed run leaves nothing where ExampleGen would read it.
 """
+import functools
 import json
 import logging
 import math
@@ -129,6 +130,16 @@ def piece_ids(bucket_index: int, num_buckets: int, num_shards: int) -> List[int]
     return list(range(bucket_index, max(num_buckets, num_shards), num_buckets))
 
 
+@functools.lru_cache(maxsize=2)
+def _tokenizer_for(vocab_file: str, do_lower_case: bool):
+    """(VocabInfo, BertTokenizer), built once per process: building the tokenizer's
+    model takes ~0.5 s, and multi-threaded workers share it (TF ops are thread-safe)."""
+    from components.pretraining_data import tokenization  # imports TensorFlow
+
+    tokens = vocab_lib.load_vocabulary(vocab_file)
+    return bucket_lib.VocabInfo(tokens), tokenization.BertTokenizer(tokens, do_lower_case)
+
+
 class _MakeInstances(beam.DoFn):
     """((split, bucket), spill slices) -> ((split, shard), (piece, path)); stats on a side output.
 
@@ -146,11 +157,8 @@ class _MakeInstances(beam.DoFn):
         self._num_buckets = num_buckets
 
     def setup(self):
-        from components.pretraining_data import tokenization  # imports TensorFlow
-
-        tokens = vocab_lib.load_vocabulary(self._vocab_file)
-        self._vocab = bucket_lib.VocabInfo(tokens)
-        self._tokenizer = tokenization.BertTokenizer(tokens, self._options.do_lower_case)
+        self._vocab, self._tokenizer = _tokenizer_for(self._vocab_file,
+                                                      self._options.do_lower_case)
 
     def process(self, element):
         (split, bucket_index), slices = element
@@ -256,7 +264,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
       output_dir: replaced as a whole if it exists (local: one rename).
       options: validated here.
       beam_pipeline_args: e.g. ["--runner=DataflowRunner", "--setup_file=./setup.py", ...];
-        default: DirectRunner, multi_processing, 2 workers.
+        default: DirectRunner, multi_threading, 2 workers.
       pipeline: an existing, not yet run pipeline (e.g. a TFX Beam component's) to
         build the job on instead; beam_pipeline_args are then ignored. It is run here.
     Returns:
@@ -326,14 +334,21 @@ def run_prepare_data_to_files(input_patterns: List[str], vocab_file: str,
 
 
 def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
-    """Pass-through Beam args; locally defaults to DirectRunner, multi_processing, 2 workers."""
+    """Pass-through Beam args; locally defaults to DirectRunner, multi_threading, 2 workers.
+
+    Threads, not processes, by default: the heavy steps (tokenising, the C record
+    builder, file writes) release the GIL, and one process imports TensorFlow and
+    builds the tokenizer once, where each multi_processing worker pays ~10 s of
+    start-up and Beam waits ~5 s for them at shutdown (benchmarks/bench_pretraining_data.py
+    compares the two).
+    """
     args = list(beam_pipeline_args or [])
     opts = PipelineOptions(args)
     std = opts.view_as(StandardOptions)
     if std.runner in (None, "DirectRunner", "direct"):
         direct = opts.view_as(DirectOptions)
         if not any(a.startswith("--direct_running_mode") for a in args):
-            direct.direct_running_mode = "multi_processing"
+            direct.direct_running_mode = "multi_threading"
         if not any(a.startswith("--direct_num_workers") for a in args):
             direct.direct_num_workers = 2
         if direct.direct_num_workers == 1 and not any(

@@ -90,9 +90,10 @@ def register(subparsers) -> None:
                    help="fraction of documents for eval/ with --output_dir (default "
                         "%(default)s)")
     p.add_argument("--runner", default=None,
-                   help="Beam runner (default DirectRunner, multi_processing)")
+                   help="Beam runner (default DirectRunner, multi_threading)")
     p.add_argument("--direct_num_workers", type=int, default=None,
-                   help="DirectRunner worker processes (default 2)")
+                   help="DirectRunner workers (default 2; threads unless "
+                        "--beam_arg=--direct_running_mode=multi_processing)")
     p.add_argument("--setup_file", default=None,
                    help="for remote runners: ./setup.py, which ships this project's packages")
     p.add_argument("--beam_arg", action="append", default=[],

@@ -163,12 +163,15 @@ def main(argv=None):
                 st = r["stats"]
                 inst = st["num_train_instances"] + st["num_eval_instances"]
                 totals[w] = mb / r["wall"]
+                # multi_processing: the driver plus worker processes; otherwise one process
+                # (its forked helpers' RSS is the parent's, so it is not reported).
+                rss = (f"peak RSS driver {r['rss_driver_mb']:.0f} MB, largest worker process "
+                       f"{r['rss_worker_max_mb']:.0f} MB" if mode == "multi_processing" else
+                       f"peak RSS {r['rss_driver_mb']:.0f} MB (one process)")
                 print(f"  {mode}, {w} worker(s): {r['wall']:.1f} s wall, "
                       f"{mb / r['wall'] / w:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s total), "
                       f"{inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
-                      f"{r['out_bytes'] / 2**20:.0f} MB of records), peak RSS driver "
-                      f"{r['rss_driver_mb']:.0f} MB, largest worker process "
-                      f"{r['rss_worker_max_mb']:.0f} MB")
+                      f"{r['out_bytes'] / 2**20:.0f} MB of records), {rss}")
             if 1 in totals and len(totals) > 1:
                 w = max(totals)
                 print(f"  {mode}: {w} workers / 1 worker = {totals[w] / totals[1]:.2f}x")

@@ -102,6 +102,10 @@ def test_deterministic_and_independent_of_worker_count(two_worker_run, corpus, t
     stats2 = beam_job.run_prepare_data([f"{d}/corpus_*.txt"], vocab, again, OPTIONS, IN_PROCESS)
     assert _files_bytes(again) == _files_bytes(out)
     assert stats2["num_train_instances"] == stats["num_train_instances"]
+    threads = str(tmp_path / "threads")  # the local default: 2 worker threads
+    beam_job.run_prepare_data([f"{d}/corpus_*.txt"], vocab, threads, OPTIONS,
+                              ["--direct_num_workers=2"])
+    assert _files_bytes(threads) == _files_bytes(out)
     other_seed = str(tmp_path / "other")
     beam_job.run_prepare_data([f"{d}/corpus_*.txt"], vocab, other_seed,
                               PretrainingDataOptions(**{**json.loads(OPTIONS.to_json()),

@@ -36,6 +36,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -79,10 +80,18 @@ class _SpillDocuments(beam.DoFn):
     """
 
     def __init__(self, options: PretrainingDataOptions, num_buckets: Dict[str, int],
-                 staging_dir: str):
+                 staging_dir: str, vocab_file: str):
         self._options = options
         self._num_buckets = num_buckets
         self._staging_dir = staging_dir
+        self._vocab_file = vocab_file
+
+    def setup(self):
+        # Import TensorFlow and build the tokenizer in the background while this
+        # stage reads: the next stage needs them, and the import is seconds of work
+        # that would otherwise start only when this stage is done.
+        threading.Thread(target=_tokenizer_for, daemon=True,
+                         args=(self._vocab_file, self._options.do_lower_case)).start()
 
     def process(self, element):
         range_index, file_range = element
@@ -130,10 +139,19 @@ def piece_ids(bucket_index: int, num_buckets: int, num_shards: int) -> List[int]
     return list(range(bucket_index, max(num_buckets, num_shards), num_buckets))
 
 
-@functools.lru_cache(maxsize=2)
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def _tokenizer_for(vocab_file: str, do_lower_case: bool):
-    """(VocabInfo, BertTokenizer), built once per process: building the tokenizer's
-    model takes ~0.5 s, and multi-threaded workers share it (TF ops are thread-safe)."""
+    """(VocabInfo, BertTokenizer), built once per process: importing TensorFlow and
+    building the tokenizer's model take seconds, and multi-threaded workers share it
+    (TF ops are thread-safe). The lock makes concurrent callers wait for one build."""
+    with _TOKENIZER_LOCK:
+        return _build_tokenizer(vocab_file, do_lower_case)
+
+
+@functools.lru_cache(maxsize=2)
+def _build_tokenizer(vocab_file: str, do_lower_case: bool):
     from components.pretraining_data import tokenization  # imports TensorFlow
 
     tokens = vocab_lib.load_vocabulary(vocab_file)
@@ -193,12 +211,29 @@ class _WriteShard(beam.DoFn):
         (split, shard), pieces = element
         paths = [path for _, path in sorted(pieces)]
         target = FileSystems.join(self._staging_dir, shard_name(split, shard, self._num_shards))
-        with FileSystems.create(target) as out:
-            for path in paths:
-                with FileSystems.open(path) as f:
-                    shutil.copyfileobj(f, out, self._COPY_BUFFER)
+        if "://" in target:
+            with FileSystems.create(target) as out:
+                for path in paths:
+                    with FileSystems.open(path) as f:
+                        shutil.copyfileobj(f, out, self._COPY_BUFFER)
+        else:
+            _concatenate_local(paths, target)
         FileSystems.delete(paths)
         yield split, len(paths)
+
+
+def _concatenate_local(paths: List[str], target: str) -> None:
+    """Joins local files with copy_file_range: the kernel copies, Python holds no buffer
+    and no GIL (~2x the speed of copyfileobj for the ~20 bytes of records per byte of text)."""
+    with open(target, "wb") as out:
+        for path in paths:
+            with open(path, "rb") as f:
+                remaining = os.fstat(f.fileno()).st_size
+                while remaining > 0:
+                    copied = os.copy_file_range(f.fileno(), out.fileno(), remaining)
+                    if copied == 0:
+                        raise IOError(f"{path} ended early while being joined into {target}.")
+                    remaining -= copied
 
 
 def _sum_stats(items):
@@ -228,7 +263,7 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
         pipeline
         | "FileRanges" >> beam.Create(list(enumerate(ranges)), reshuffle=False)
         | "SpreadRanges" >> beam.Reshuffle()
-        | "SpillDocuments" >> beam.ParDo(_SpillDocuments(options, num_buckets, staging_dir))
+        | "SpillDocuments" >> beam.ParDo(_SpillDocuments(options, num_buckets, staging_dir, vocab_file))
         | "GroupIntoBuckets" >> beam.GroupByKey()
         | "MakeInstances" >> beam.ParDo(
             _MakeInstances(vocab_file, options, staging_dir, num_buckets))

@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/bench_pretraining_data.py [--sizes 20,60] [--workers 1,2]
         [--modes multi_threading,multi_processing] [--corpus PATH]
 
-Prints, for each corpus size, DirectRunner mode and worker count: wall time
+Prints, for each corpus size, DirectRunner mode and worker count: the median wall time
+of --repeats runs
 (the whole job: Beam start-up, TensorFlow import, writing, the final rename),
 MB of raw text per second per core (= per worker), instances per second, and
 peak RSS of the driver and of the largest worker process. Also prints the hot
@@ -133,6 +134,7 @@ def main(argv=None):
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--modes", default="multi_threading,multi_processing",
                         help="DirectRunner running modes to compare")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
     parser.add_argument("--dupe_factor", type=int, default=10)
     parser.add_argument("--num_shards", type=int, default=4)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -157,9 +159,11 @@ def main(argv=None):
         for mode in args.modes.split(","):
             totals = {}
             for w in [int(x) for x in args.workers.split(",")]:
-                r = _run_child(args, corpus_path, w, mode)
-                if r is None:
+                runs = [_run_child(args, corpus_path, w, mode) for _ in range(args.repeats)]
+                runs = sorted((r for r in runs if r is not None), key=lambda r: r["wall"])
+                if not runs:
                     continue
+                r = runs[len(runs) // 2]  # the median run by wall time
                 st = r["stats"]
                 inst = st["num_train_instances"] + st["num_eval_instances"]
                 totals[w] = mb / r["wall"]
@@ -168,7 +172,9 @@ def main(argv=None):
                 rss = (f"peak RSS driver {r['rss_driver_mb']:.0f} MB, largest worker process "
                        f"{r['rss_worker_max_mb']:.0f} MB" if mode == "multi_processing" else
                        f"peak RSS {r['rss_driver_mb']:.0f} MB (one process)")
-                print(f"  {mode}, {w} worker(s): {r['wall']:.1f} s wall, "
+                walls = ", ".join(f"{x['wall']:.1f}" for x in runs)
+                print(f"  {mode}, {w} worker(s): {r['wall']:.1f} s wall (median of "
+                      f"{len(runs)}: {walls}), "
                       f"{mb / r['wall'] / w:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s total), "
                       f"{inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
                       f"{r['out_bytes'] / 2**20:.0f} MB of records), {rss}")

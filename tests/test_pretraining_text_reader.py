@@ -53,3 +53,36 @@ def test_very_long_line_is_one_sentence(tmp_path):
     (tmp_path / "long.txt").write_bytes(b"first.\n" + long_line + b"\n\nnext doc.\n")
     docs = _read(tmp_path / "long.txt", 100_000)
     assert len(docs) == 2 and docs[0][1] == long_line.strip()
+
+
+def _reference_documents(data: bytes):
+    """The original's reading: a line blank after str.strip() (Unicode whitespace too)
+    ends a document; lines are kept stripped of ASCII whitespace."""
+    docs, doc = [], []
+    for line in data.split(b"\n"):
+        if not line.decode("utf-8", "ignore").strip():
+            if doc:
+                docs.append(doc)
+            doc = []
+        else:
+            doc.append(line.strip())
+    return docs + ([doc] if doc else [])
+
+
+def test_unicode_blank_lines_and_block_boundaries(tmp_path):
+    """Lines of only Unicode whitespace separate documents; lines that start with a
+    non-ASCII letter or a control character do not; documents longer than a read block
+    and ranges that end mid-document are read whole, once."""
+    lines = []
+    for k in range(400):
+        lines += [f"Doc {k} first.".encode(), "\u00e9t\u00e9 second.".encode(),
+                  b"\x01odd start.", ("x" * (k * 37 % 900)).encode() + b" long."]
+        lines.append([b"", b"  \t", "\u3000".encode(), "\u00a0 ".encode(), b"\r"][k % 5])
+    lines.insert(800, b"word " * 300_000)  # one line longer than a read block
+    data = b"\n".join(lines)
+    path = tmp_path / "u.txt"
+    path.write_bytes(data)
+    expected = _reference_documents(data)
+    assert len(expected) == 400
+    for range_bytes in (10**9, 4 << 20, 100_003, 4093, 997):
+        assert _read(path, range_bytes) == expected, range_bytes

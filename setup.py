@@ -1,6 +1,6 @@
 """Installs the BERT pretraining pipeline (`pip install -e .`).
 
-It also compiles two small C extensions (components/pretraining_data/_*.c),
+It also compiles three small C extensions (components/pretraining_data/_*.c),
 so installing needs a C compiler and the Python headers.
 
 This file is also what Beam/Dataflow workers use to get the project's code
@@ -25,11 +25,11 @@ setuptools.setup(
         "tf-keras>=2.16,<2.17",
         "apache-beam>=2.59,<2.62",
     ],
-    # The prepare-data hot path (documents -> instance spans -> framed TFRecords);
+    # The prepare-data hot path (text -> documents -> instance spans -> framed TFRecords);
     # see the files' headers.
     ext_modules=[setuptools.Extension(
         f"components.pretraining_data.{name}", [f"components/pretraining_data/{name}.c"],
         depends=["components/pretraining_data/_random.h"],
-        extra_compile_args=["-O3", "-std=c11", "-Wall"]) for name in ("_instances", "_records")],
+        extra_compile_args=["-O3", "-std=c11", "-Wall"]) for name in ("_documents", "_instances", "_records")],
     entry_points={"console_scripts": ["bertpipe=pipeline.cli:main"]},
 )

@@ -86,3 +86,61 @@ def test_unicode_blank_lines_and_block_boundaries(tmp_path):
     assert len(expected) == 400
     for range_bytes in (10**9, 4 << 20, 100_003, 4093, 997):
         assert _read(path, range_bytes) == expected, range_bytes
+
+
+def _grouped_in_c(path, range_bytes, num_buckets, seed=5, eval_fraction=0.3):
+    """The Beam job's reading: segments -> _documents.bucket_documents -> decoded blocks."""
+    from components.pretraining_data import _documents, beam_job, bucket
+
+    out = {}
+    files = text_reader.expand_patterns([str(path)])
+    for r in text_reader.split_ranges(files, range_bytes):
+        for segment, prev_blank, limit in text_reader.read_segments(r):
+            blocks, count = _documents.bucket_documents(
+                segment, limit, prev_blank, seed, eval_fraction, num_buckets["train"],
+                num_buckets["eval"])
+            docs = [d for _, _, block in blocks for d in beam_job.decode_documents(block)]
+            assert count == len(docs)
+            for split_index, b, block in blocks:
+                out.setdefault((bucket.SPLITS[split_index], b), []).extend(
+                    beam_job.decode_documents(block))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _grouped_in_python(path, num_buckets, seed=5, eval_fraction=0.3):
+    from components.pretraining_data import bucket
+
+    out = {}
+    for doc in _read(path, 10**9):
+        h = bucket.document_hash(doc, seed)
+        out.setdefault(bucket.assign(h, eval_fraction, num_buckets), []).append((h, doc))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_c_reader_groups_the_same_documents_as_the_python_reader(tmp_path, monkeypatch):
+    """_documents.c (the Beam job's reader) finds the same documents, hashes and
+    (split, bucket) as read_documents + bucket.document_hash + bucket.assign, for any
+    range size, with Unicode blank lines, invalid UTF-8, CRLF, a block-sized line, a
+    missing final newline, and in a gzip file."""
+    lines = []
+    for k in range(300):
+        lines += [f"Doc {k} first.".encode(), "\u00e9t\u00e9 second \u3000.".encode(),
+                  b"bad \xff\xfe bytes, \xe3\x80 cut.", b"\x01odd start."]
+        lines.append([b"", b" \t", "\u3000".encode(), "\u00a0\u2028".encode(), b"\r",
+                      b"\xff", b"\xe3\x80"][k % 7])
+    lines.insert(600, b"word " * 300_000)
+    data = b"\n".join(lines)  # no final newline
+    num_buckets = {"train": 5, "eval": 2}
+    path = tmp_path / "c.txt"
+    path.write_bytes(data)
+    expected = _grouped_in_python(path, num_buckets)
+    assert sum(len(v) for v in expected.values()) > 200 and ("eval", 1) in expected
+    for range_bytes in (10**9, 100_003, 4093, 997):
+        assert _grouped_in_c(path, range_bytes, num_buckets) == expected, range_bytes
+    gz = tmp_path / "c.txt.gz"
+    with gzip.open(gz, "wb") as f:
+        f.write(data)
+    assert _grouped_in_c(gz, 10**9, num_buckets) == expected
+    monkeypatch.setattr(text_reader, "_SEGMENT_BYTES", 3001)  # many segments per range
+    assert _grouped_in_c(gz, 10**9, num_buckets) == expected
+    assert _grouped_in_c(path, 100_003, num_buckets) == expected

@@ -25,7 +25,7 @@ def _copy_of_setup(tmp_path) -> str:
     shutil.copy(os.path.join(REPO_ROOT, "requirements", "lock.txt"), root / "requirements" / "lock.txt")
     shutil.copy(os.path.join(REPO_ROOT, "setup.py"), root / "setup.py")
     (root / "components" / "pretraining_data").mkdir(parents=True)
-    for name in ("_records.c", "_instances.c", "_random.h"):
+    for name in ("_records.c", "_instances.c", "_documents.c", "_random.h"):
         shutil.copy(os.path.join(REPO_ROOT, "components", "pretraining_data", name),
                     root / "components" / "pretraining_data" / name)
     return str(root)

@@ -45,6 +45,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from components.pretraining_data import _documents
 from components.pretraining_data import bucket as bucket_lib
 from components.pretraining_data import text_reader
 from components.pretraining_data import vocab as vocab_lib
@@ -75,8 +76,9 @@ def num_buckets_for(total_bytes: int, eval_fraction: float, bucket_bytes: int) -
 class _SpillDocuments(beam.DoFn):
     """(range index, FileRange) -> ((split, bucket), (spill path, offset, length)).
 
-    Reads the range's documents, hashes each to (split, bucket), and writes them
-    to one spill file, grouped by bucket; only the slices go through the shuffle.
+    Reads the range's documents, hashes each to (split, bucket) (in C, without the
+    GIL: _documents.c), and writes them to one spill file, grouped by bucket; only
+    the slices go through the shuffle.
     """
 
     def __init__(self, options: PretrainingDataOptions, num_buckets: Dict[str, int],
@@ -95,12 +97,15 @@ class _SpillDocuments(beam.DoFn):
 
     def process(self, element):
         range_index, file_range = element
-        seed, frac = self._options.random_seed, self._options.eval_fraction
         by_bucket: Dict[Tuple[str, int], List[bytes]] = {}
-        for lines in text_reader.read_documents(file_range):
-            h = bucket_lib.document_hash(lines, seed)
-            by_bucket.setdefault(bucket_lib.assign(h, frac, self._num_buckets), []).append(
-                encode_document(h, lines))
+        for segment, prev_blank, limit in text_reader.read_segments(file_range):
+            blocks, _ = _documents.bucket_documents(
+                segment, limit, prev_blank, self._options.random_seed & (2**64 - 1),
+                self._options.eval_fraction, self._num_buckets[bucket_lib.TRAIN],
+                self._num_buckets[bucket_lib.EVAL])
+            for split_index, bucket_index, block in blocks:
+                by_bucket.setdefault((bucket_lib.SPLITS[split_index], bucket_index), []).append(
+                    block)
         if not by_bucket:
             return
         path = FileSystems.join(self._staging_dir, _SPILL_DIR, f"range-{range_index:06d}.docs")
@@ -113,14 +118,9 @@ class _SpillDocuments(beam.DoFn):
                 offset += len(block)
 
 
-def encode_document(doc_hash: bytes, lines: List[bytes]) -> bytes:
-    """Spill format of one document: hash (16 bytes) | uint32 length | lines joined by newlines."""
-    text = b"\n".join(lines)
-    return doc_hash + len(text).to_bytes(4, "little") + text
-
-
 def decode_documents(block: bytes) -> Iterator[Tuple[bytes, List[bytes]]]:
-    """Inverse of encode_document over a block of documents back to back."""
+    """A spill block (documents back to back, each hash16 | uint32 length | lines joined
+    by newlines; written by _documents.c) -> (hash, lines) pairs."""
     pos = 0
     while pos < len(block):
         size = int.from_bytes(block[pos + 16:pos + 20], "little")

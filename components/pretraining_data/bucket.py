@@ -10,12 +10,11 @@ are sorted by hash, so the output does not depend on the order Beam delivers
 them in, nor on the number of workers.
 """
 import dataclasses
-import hashlib
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from components.pretraining_data import instances, records
+from components.pretraining_data import _documents, instances, records
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
@@ -26,11 +25,9 @@ _ENCODE_BATCH_INSTANCES = 8192
 
 
 def document_hash(lines: Sequence[bytes], random_seed: int) -> bytes:
-    """16 stable bytes per document (same text + seed -> same split and bucket)."""
-    h = hashlib.blake2b(digest_size=16, person=b"bert-pretrain")
-    h.update(random_seed.to_bytes(8, "little", signed=False))
-    h.update(b"\n".join(lines))
-    return h.digest()
+    """16 stable bytes per document (same text + seed -> same split and bucket); the
+    hash the Beam job's C reader (_documents.c) computes for the same lines."""
+    return _documents.document_hash(b"\n".join(lines), random_seed & (2**64 - 1))
 
 
 def assign(doc_hash: bytes, eval_fraction: float, num_buckets: Dict[str, int]) -> Tuple[str, int]:

@@ -15,13 +15,14 @@ Differences from google-research/bert's reader, both deliberate:
 """
 import dataclasses
 import os
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Sequence, Tuple
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 _GZIP_SUFFIXES = (".gz", ".gzip")
 _BACKWARD_CHUNK = 4096
+_SEGMENT_BYTES = 16 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +142,46 @@ def read_documents(file_range: FileRange) -> Iterator[List[bytes]]:
             pos += len(line)
         if document:
             yield document
+
+
+def read_segments(file_range: FileRange) -> Iterator[Tuple[bytes, bool, int]]:
+    """The bytes holding the documents owned by `file_range`, for _documents.bucket_documents.
+
+    Yields (segment, prev_blank, limit): a segment is whole lines, at most
+    ~16 MB plus the rest of the document open at its end (so memory stays
+    bounded for a gzip file, which is one range); prev_blank tells whether the
+    line before it is blank; documents starting at or after offset `limit` of
+    the segment belong to the next range (-1: no limit). read_documents gives
+    the same documents line by line.
+    """
+    compression = CompressionTypes.GZIP if file_range.gzip else CompressionTypes.UNCOMPRESSED
+    with FileSystems.open(file_range.path, compression_type=compression) as f:
+        start = file_range.start
+        if start == 0:
+            pos, prev_blank = 0, True
+        else:
+            f.seek(start - 1)
+            pos = start - 1 + len(f.readline())
+            prev_blank = _line_before_is_blank(f, pos)
+            f.seek(pos)
+        end = file_range.end
+        while end is None or pos < end:
+            data = f.read(_SEGMENT_BYTES if end is None else min(_SEGMENT_BYTES, end - pos))
+            if not data:
+                return
+            if not data.endswith(b"\n"):
+                data += f.readline()  # finish the last line
+            body = data[:-1] if data.endswith(b"\n") else data
+            if not is_blank(body[body.rfind(b"\n") + 1:]):
+                tail = []  # finish the open document: lines up to a blank one
+                for line in iter(f.readline, b""):
+                    tail.append(line)
+                    if is_blank(line):
+                        break
+                data += b"".join(tail)
+            yield data, prev_blank, -1 if end is None else end - pos
+            pos += len(data)
+            prev_blank = True  # a segment ends with a blank line (or the file)
 
 
 def _line_before_is_blank(f, line_start: int) -> bool:

@@ -462,6 +462,13 @@ static PyObject *build_records(PyObject *self, PyObject *args) {
         goto release;
     }
     Buffer out = {NULL, 0, 0};
+    /* One allocation of about the final size (a record is ~5.5 bytes per token slot):
+     * growing by doubling would touch and copy ~2x the memory. */
+    size_t estimate = (size_t)(6 * seq_len + 8 * max_predictions + 128);
+    if (buffer_reserve(&out, (size_t)(spans.len / 40) * estimate) < 0) {
+        PyErr_NoMemory();
+        goto release;
+    }
     int64_t num_masked = 0;
     Status st;
     Py_BEGIN_ALLOW_THREADS

@@ -109,7 +109,10 @@ def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
     t = time.time()
     n = 0
     for i, g in enumerate(groups):
-        _, stats = bucket.process_bucket("train", i, g, tok, info, options, num_pieces=4)
+        pieces, stats = bucket.process_bucket("train", i, g, tok, options, num_pieces=4)
+        for piece in pieces:
+            if piece is not None:
+                bucket.write_records(piece, info, options, lambda data: None)
         n += stats.num_instances
     dt = time.time() - t
     return size / 2**20 / dt, n / dt

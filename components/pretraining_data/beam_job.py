@@ -1,29 +1,33 @@
 """The Apache Beam job: corpus text -> sharded BERT pretraining TFRecords (train/ and eval/).
 
     ranges of the input files                       (driver: list files, cut ranges)
-      -> documents, each hashed to (split, bucket); (parallel over ranges)
-         a range's documents are written to one spill file, grouped by bucket
+      -> documents, each hashed to (split, bucket);  (parallel over ranges; _documents.c)
+         a range's documents go to one spill file, grouped by bucket
       -> GroupByKey(split, bucket) of spill-file slices
-      -> tokenise + instances + masks + records      (parallel over buckets; bucket.py)
-         written as piece files, each a valid TFRecord file
+      -> tokenise + instance spans, shuffled        (parallel over buckets; bucket.py)
+         written as piece files (tokens + spans, ~10x smaller than the records)
       -> GroupByKey(split, shard) of piece paths
-      -> concatenate pieces into part-0000k-of-0000N  (parallel over shards)
+      -> each shard: its pieces' records, built      (parallel over shards; _records.c)
+         and written once, in piece order
 
 Why this shape: instances need a pool of other documents for "random next
 sentence", so documents are grouped into buckets of ~1 MB of text (bucket.py).
 Only file slices and paths go through Beam's shuffles, never the text or the
 records: on the DirectRunner every shuffled element passes through the driver
 process, which then held the corpus in memory and competed with the workers
-for the CPU. So every worker's memory is bounded by one range (<= 64 MB of
-text) or one bucket, whatever the size of the corpus.
+for the CPU. So every worker's memory is bounded by one range segment, one
+bucket or one piece, whatever the size of the corpus. The records themselves
+are built by the shard writers, so they are written once, not written as
+pieces and copied.
 
 Pieces: a split has P = max(buckets, num_shards) pieces; piece p holds
 instances of bucket p % buckets and goes to shard p % num_shards, and a shard
 is its pieces in p order. With at least as many buckets as shards, a bucket
 is one piece; with fewer, a bucket's shuffled instances are cut into several
 pieces, so that no shard is left empty needlessly. Every step is keyed and
-seeded by (split, bucket) and files are joined in a fixed order, so the same
-inputs + seed + num_shards give byte-identical files with any number of workers.
+seeded by (split, bucket) or by piece, and files are joined in a fixed order,
+so the same inputs + seed + num_shards give byte-identical files with any
+number of workers.
 
 Everything is written under a staging directory next to the output
 (`<output_dir>.staging-<id>`) and renamed into place only after the pipeline
@@ -57,7 +61,7 @@ DEFAULT_BUCKET_BYTES = 1 << 20
 MANIFEST_NAME = "manifest.json"
 _STATS_NAME = "_stats.json"
 _SPILL_DIR = "_documents"  # per input range: its documents, grouped by bucket
-_PIECES_DIR = "_pieces"  # per piece: a bucket's records for one shard
+_PIECES_DIR = "_pieces"  # per piece: a bucket's instances (spans) for one shard
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -161,8 +165,8 @@ def _build_tokenizer(vocab_file: str, do_lower_case: bool):
 class _MakeInstances(beam.DoFn):
     """((split, bucket), spill slices) -> ((split, shard), (piece, path)); stats on a side output.
 
-    The records (~20x the text at dupe_factor 10) go straight to piece files
-    under the staging dir; only their paths go through the next shuffle.
+    Writes each piece (tokens + shuffled instance spans, bucket.InstancePiece) to
+    a file under the staging dir; only its path goes through the next shuffle.
     """
 
     STATS = "stats"
@@ -175,65 +179,58 @@ class _MakeInstances(beam.DoFn):
         self._num_buckets = num_buckets
 
     def setup(self):
-        self._vocab, self._tokenizer = _tokenizer_for(self._vocab_file,
-                                                      self._options.do_lower_case)
+        _, self._tokenizer = _tokenizer_for(self._vocab_file, self._options.do_lower_case)
 
     def process(self, element):
         (split, bucket_index), slices = element
         documents = [doc for s in sorted(slices) for doc in decode_documents(_read_slice(*s))]
         num_shards = self._options.num_shards
-        pieces = piece_ids(bucket_index, self._num_buckets[split], num_shards)
-        chunks, stats = bucket_lib.process_bucket(
-            split, bucket_index, documents, self._tokenizer, self._vocab, self._options,
-            num_pieces=len(pieces))
-        for piece, piece_chunks in zip(pieces, chunks):
-            if not piece_chunks:
+        piece_indices = piece_ids(bucket_index, self._num_buckets[split], num_shards)
+        pieces, stats = bucket_lib.process_bucket(
+            split, bucket_index, documents, self._tokenizer, self._options,
+            num_pieces=len(piece_indices))
+        for index, piece in zip(piece_indices, pieces):
+            if piece is None:
                 continue
             path = FileSystems.join(self._staging_dir, _PIECES_DIR,
-                                    f"{split}-{piece:07d}.tfrecord")
+                                    f"{split}-{index:07d}.instances")
             with FileSystems.create(path) as f:
-                for chunk in piece_chunks:
-                    f.write(chunk)
-            yield (split, piece % num_shards), (piece, path)
+                f.write(piece.to_bytes())
+            yield (split, index % num_shards), (index, path)
         yield beam.pvalue.TaggedOutput(self.STATS, (split, stats.__dict__))
 
 
 class _WriteShard(beam.DoFn):
-    """((split, shard), [(piece, path)]) -> the shard file: its pieces in piece order."""
+    """((split, shard), [(piece, path)]) -> the shard file: its pieces' records, in piece order.
 
-    _COPY_BUFFER = 8 << 20
+    The records (~20x the text at dupe_factor 10) are built here (C, no GIL) and
+    written once, straight into the shard file.
+    """
 
-    def __init__(self, staging_dir: str, num_shards: int):
+    STATS = "stats"
+
+    def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str):
+        self._vocab_file = vocab_file
+        self._options = options
         self._staging_dir = staging_dir
-        self._num_shards = num_shards
+
+    def setup(self):
+        self._vocab = bucket_lib.VocabInfo(vocab_lib.load_vocabulary(self._vocab_file))
 
     def process(self, element):
         (split, shard), pieces = element
         paths = [path for _, path in sorted(pieces)]
-        target = FileSystems.join(self._staging_dir, shard_name(split, shard, self._num_shards))
-        if "://" in target:
-            with FileSystems.create(target) as out:
-                for path in paths:
-                    with FileSystems.open(path) as f:
-                        shutil.copyfileobj(f, out, self._COPY_BUFFER)
-        else:
-            _concatenate_local(paths, target)
+        target = FileSystems.join(self._staging_dir,
+                                  shard_name(split, shard, self._options.num_shards))
+        num_masked = 0
+        with FileSystems.create(target) as out:
+            for path in paths:
+                with FileSystems.open(path) as f:
+                    piece = bucket_lib.InstancePiece.from_bytes(f.read())
+                num_masked += bucket_lib.write_records(piece, self._vocab, self._options,
+                                                       out.write)
         FileSystems.delete(paths)
-        yield split, len(paths)
-
-
-def _concatenate_local(paths: List[str], target: str) -> None:
-    """Joins local files with copy_file_range: the kernel copies, Python holds no buffer
-    and no GIL (~2x the speed of copyfileobj for the ~20 bytes of records per byte of text)."""
-    with open(target, "wb") as out:
-        for path in paths:
-            with open(path, "rb") as f:
-                remaining = os.fstat(f.fileno()).st_size
-                while remaining > 0:
-                    copied = os.copy_file_range(f.fileno(), out.fileno(), remaining)
-                    if copied == 0:
-                        raise IOError(f"{path} ended early while being joined into {target}.")
-                    remaining -= copied
+        yield beam.pvalue.TaggedOutput(self.STATS, (split, {"num_masked": num_masked}))
 
 
 def _sum_stats(items):
@@ -269,12 +266,14 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
             _MakeInstances(vocab_file, options, staging_dir, num_buckets))
         .with_output_types(Tuple[Tuple[str, int], Any]).with_outputs(
             _MakeInstances.STATS, main="pieces"))
-    _ = (
+    written = (
         made.pieces
         | "GroupIntoShards" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(staging_dir, options.num_shards)))
+        | "WriteShards" >> beam.ParDo(_WriteShard(vocab_file, options, staging_dir))
+        .with_outputs(_WriteShard.STATS))
     _ = (
-        made[_MakeInstances.STATS]
+        (made[_MakeInstances.STATS], written[_WriteShard.STATS])
+        | "AllStats" >> beam.Flatten()
         | "SumStats" >> beam.combiners.ToList()
         | "WriteStats" >> beam.Map(_write_json, FileSystems.join(staging_dir, _STATS_NAME),
                                    _sum_stats))

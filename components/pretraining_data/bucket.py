@@ -62,10 +62,41 @@ class VocabInfo:
         self.is_continuation = np.array([t.startswith("##") for t in tokens], bool)
 
 
+@dataclasses.dataclass
+class InstancePiece:
+    """Instances of one bucket bound for one shard, before serialisation.
+
+    ~10x smaller than their records, so this is what crosses from the bucket
+    stage to the shard writers, which build the records (write_records) straight
+    into the shard file.
+
+    Attributes:
+      tokens: int32 [total_tokens], the bucket's tokens.
+      spans: int64 [n, 5], instance spans into tokens (instances.create_instance_spans),
+        in their final (shuffled) order.
+      seed: seeds the masking of these instances (0 <= seed < 2**63).
+    """
+
+    tokens: np.ndarray
+    spans: np.ndarray
+    seed: int
+
+    def to_bytes(self) -> bytes:
+        header = np.array([len(self.tokens), len(self.spans), self.seed], "<i8").tobytes()
+        return (header + np.ascontiguousarray(self.tokens, "<i4").tobytes()
+                + np.ascontiguousarray(self.spans, "<i8").tobytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "InstancePiece":
+        num_tokens, num_spans, seed = (int(x) for x in np.frombuffer(data, "<i8", 3))
+        tokens = np.frombuffer(data, "<i4", num_tokens, offset=24)
+        spans = np.frombuffer(data, "<i8", 5 * num_spans, offset=24 + 4 * num_tokens)
+        return cls(tokens, spans.reshape(num_spans, 5), seed)
+
+
 def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[bytes, List[bytes]]],
-                   tokenizer, vocab: VocabInfo, options: PretrainingDataOptions,
-                   num_pieces: int = 1):
-    """Makes all instances of one bucket, as framed TFRecords in a seeded random order.
+                   tokenizer, options: PretrainingDataOptions, num_pieces: int = 1):
+    """Makes all instances of one bucket, in a seeded random order, cut into pieces.
 
     Args:
       split: TRAIN or EVAL.
@@ -75,8 +106,8 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
       num_pieces: how many contiguous runs to cut the shuffled instances into
         (one per output shard the bucket feeds).
     Returns:
-      (pieces, stats): pieces is a list of num_pieces lists of byte chunks; each
-      piece's chunks, concatenated, are a valid TFRecord file.
+      (pieces, stats): num_pieces InstancePieces (None for an empty one) and the
+      bucket's BucketStats (num_masked is counted when the records are built).
     """
     docs = sorted(documents)  # hash order, the original's shuffle of documents
     stats = BucketStats(num_documents=len(docs))
@@ -93,9 +124,8 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
     stats.num_documents = tokenized.num_documents  # documents with any token left
     stats.num_sentences = tokenized.num_sentences
     stats.num_tokens = int(len(tokenized.tokens))
-    pieces = [[] for _ in range(num_pieces)]
     if not tokenized.num_documents:
-        return pieces, stats
+        return [None] * num_pieces, stats
 
     np_rng = np.random.default_rng([options.random_seed, SPLITS.index(split), bucket_index])
     spans = instances.create_instance_spans(
@@ -105,12 +135,24 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
     # The original shuffles all its instances before writing them; here a bucket's.
     spans = spans[np_rng.permutation(len(spans))]
     bounds = np.linspace(0, len(spans), num_pieces + 1).astype(np.int64)
-    for piece, (lo, hi) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
-        for start in range(lo, hi, _ENCODE_BATCH_INSTANCES):
-            seed = int(np_rng.integers(0, 2**63))
-            framed, num_masked = records.build_records(
-                tokenized.tokens, spans[start:min(hi, start + _ENCODE_BATCH_INSTANCES)], seed,
-                vocab, options)
-            pieces[piece].append(framed)
-            stats.num_masked += num_masked
+    pieces = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        seed = int(np_rng.integers(0, 2**63))
+        pieces.append(InstancePiece(tokenized.tokens, spans[lo:hi], seed) if hi > lo else None)
     return pieces, stats
+
+
+def write_records(piece: InstancePiece, vocab: VocabInfo, options: PretrainingDataOptions,
+                  write) -> int:
+    """Builds the piece's records (masking, tf.train.Example, TFRecord framing) and passes
+    them to write(bytes) in order, ~1.5 MB at a time. Returns the number of masked tokens."""
+    num_masked = 0
+    for batch, start in enumerate(range(0, len(piece.spans), _ENCODE_BATCH_INSTANCES)):
+        # A seed per batch, fixed by the piece's seed and the batch's place.
+        seed = (piece.seed + batch * 0x9E3779B97F4A7C15) % 2**64
+        framed, masked = records.build_records(
+            piece.tokens, piece.spans[start:start + _ENCODE_BATCH_INSTANCES], seed, vocab,
+            options)
+        write(framed)
+        num_masked += masked
+    return num_masked

@@ -109,17 +109,8 @@ def read_documents(file_range: FileRange) -> Iterator[List[bytes]]:
 
     Lines are not decoded here: the tokenizer decodes a whole batch at once.
     """
-    compression = CompressionTypes.GZIP if file_range.gzip else CompressionTypes.UNCOMPRESSED
-    with FileSystems.open(file_range.path, compression_type=compression) as f:
-        start = file_range.start
-        if start == 0:
-            pos, prev_blank = 0, True
-        else:
-            f.seek(start - 1)
-            # The rest of the line holding byte start-1; the next line starts at >= start.
-            pos = start - 1 + len(f.readline())
-            prev_blank = _line_before_is_blank(f, pos)
-            f.seek(pos)
+    with _open(file_range) as f:
+        pos, prev_blank = _first_line(f, file_range.start)
         end = file_range.end
         document = None
         while True:
@@ -154,16 +145,8 @@ def read_segments(file_range: FileRange) -> Iterator[Tuple[bytes, bool, int]]:
     the segment belong to the next range (-1: no limit). read_documents gives
     the same documents line by line.
     """
-    compression = CompressionTypes.GZIP if file_range.gzip else CompressionTypes.UNCOMPRESSED
-    with FileSystems.open(file_range.path, compression_type=compression) as f:
-        start = file_range.start
-        if start == 0:
-            pos, prev_blank = 0, True
-        else:
-            f.seek(start - 1)
-            pos = start - 1 + len(f.readline())
-            prev_blank = _line_before_is_blank(f, pos)
-            f.seek(pos)
+    with _open(file_range) as f:
+        pos, prev_blank = _first_line(f, file_range.start)
         end = file_range.end
         while end is None or pos < end:
             data = f.read(_SEGMENT_BYTES if end is None else min(_SEGMENT_BYTES, end - pos))
@@ -182,6 +165,27 @@ def read_segments(file_range: FileRange) -> Iterator[Tuple[bytes, bool, int]]:
             yield data, prev_blank, -1 if end is None else end - pos
             pos += len(data)
             prev_blank = True  # a segment ends with a blank line (or the file)
+
+
+def _open(file_range: FileRange):
+    compression = CompressionTypes.GZIP if file_range.gzip else CompressionTypes.UNCOMPRESSED
+    return FileSystems.open(file_range.path, compression_type=compression)
+
+
+def _first_line(f, start: int):
+    """Seeks `f` to the first line starting at or after byte `start`.
+
+    Returns:
+      (that line's offset, whether the line before it is blank).
+    """
+    if start == 0:
+        return 0, True
+    f.seek(start - 1)
+    # The rest of the line holding byte start-1; the next line starts at >= start.
+    pos = start - 1 + len(f.readline())
+    prev_blank = _line_before_is_blank(f, pos)
+    f.seek(pos)
+    return pos, prev_blank
 
 
 def _line_before_is_blank(f, line_start: int) -> bool:

@@ -89,7 +89,7 @@ def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
     docs, size = [], 0
     for r in text_reader.split_ranges(text_reader.expand_patterns([corpus_path]), 64 << 20):
         for d in text_reader.read_documents(r):
-            docs.append((bucket.document_hash(d, 0), d))
+            docs.append((bucket.document_hash(d, 0), b"\n".join(d)))
             size += sum(len(x) + 1 for x in d)
             if size >= mb * 2**20:
                 break
@@ -100,7 +100,7 @@ def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
     groups, cur, cur_size = [], [], 0
     for h, d in docs:
         cur.append((h, d))
-        cur_size += sum(len(x) + 1 for x in d)
+        cur_size += len(d) + 1
         if cur_size >= per_bucket:
             groups.append(cur)
             cur, cur_size = [], 0

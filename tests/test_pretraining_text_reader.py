@@ -103,7 +103,7 @@ def _grouped_in_c(path, range_bytes, num_buckets, seed=5, eval_fraction=0.3):
             assert count == len(docs)
             for split_index, b, block in blocks:
                 out.setdefault((bucket.SPLITS[split_index], b), []).extend(
-                    beam_job.decode_documents(block))
+                    (h, text.split(b"\n")) for h, text in beam_job.decode_documents(block))
     return {k: sorted(v) for k, v in out.items()}
 
 

@@ -29,3 +29,17 @@ def test_cased_keeps_case_and_accents():
 def test_control_chars_removed_invalid_utf8_dropped_long_words_unknown():
     lines = [b"a\x01b", "a\u00adb".encode(), b"a\xffb", b"x" * 150, b"", b" \t "]
     assert _tok(VOCAB, lines) == [["ab"], ["ab"], ["ab"], ["[UNK]"], [], []]
+
+
+def test_tokenize_text_equals_tokenize_of_the_lines():
+    """The bucket stage's call (lines joined by newlines, split by a TF op) gives the same
+    ids and lengths as tokenising the list of lines, invalid UTF-8 included."""
+    from components.pretraining_data import tokenization
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", ".", "a"]
+    tok = tokenization.BertTokenizer(vocab, True)
+    lines = [b"The cats sat.", b"a \xff\xfe cat", "\u00c9t\u00e9 the cat".encode(), b"\x00\x01", b"sat"]
+    ids, lengths = tok.tokenize(lines)
+    ids2, lengths2 = tok.tokenize_text(b"\n".join(lines))
+    assert ids.tolist() == ids2.tolist() and lengths.tolist() == lengths2.tolist()
+    assert lengths.tolist()[3] == 0 and len(lengths2) == len(lines)

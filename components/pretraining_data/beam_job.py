@@ -122,13 +122,13 @@ class _SpillDocuments(beam.DoFn):
                 offset += len(block)
 
 
-def decode_documents(block: bytes) -> Iterator[Tuple[bytes, List[bytes]]]:
+def decode_documents(block: bytes) -> Iterator[Tuple[bytes, bytes]]:
     """A spill block (documents back to back, each hash16 | uint32 length | lines joined
-    by newlines; written by _documents.c) -> (hash, lines) pairs."""
+    by newlines; written by _documents.c) -> (hash, text) pairs."""
     pos = 0
     while pos < len(block):
         size = int.from_bytes(block[pos + 16:pos + 20], "little")
-        yield block[pos:pos + 16], block[pos + 20:pos + 20 + size].split(b"\n")
+        yield block[pos:pos + 16], block[pos + 20:pos + 20 + size]
         pos += 20 + size
 
 

@@ -20,7 +20,7 @@ from components.pretraining_data.options import PretrainingDataOptions
 
 TRAIN, EVAL = "train", "eval"
 SPLITS = (TRAIN, EVAL)
-_TOKENIZE_BATCH_LINES = 16384
+_TOKENIZE_BATCH_BYTES = 4 << 20
 # ~1.5 MB of records per call: buffers this size are reused by malloc, where larger
 # ones are fresh mappings whose page faults cost ~25% of the record builder's time.
 _ENCODE_BATCH_INSTANCES = 2048
@@ -101,7 +101,8 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
     Args:
       split: TRAIN or EVAL.
       bucket_index: the bucket's index within the split (seeds its generator).
-      documents: (document_hash, lines) pairs, any order.
+      documents: (document_hash, text) pairs, any order; text is the document's
+        lines joined by b"\\n" (the spill format's).
       tokenizer: tokenization.BertTokenizer.
       num_pieces: how many contiguous runs to cut the shuffled instances into
         (one per output shard the bucket feeds).
@@ -110,17 +111,22 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
       bucket's BucketStats (num_masked is counted when the records are built).
     """
     docs = sorted(documents)  # hash order, the original's shuffle of documents
+    texts = [text for _, text in docs]
     stats = BucketStats(num_documents=len(docs))
-    lines = [line for _, doc in docs for line in doc]
-    stats.raw_bytes = sum(len(x) + 1 for x in lines)
+    stats.raw_bytes = sum(map(len, texts)) + len(texts)
+    lines_per_document = [text.count(b"\n") + 1 for text in texts]
     ids, lengths = [], []
-    for start in range(0, len(lines), _TOKENIZE_BATCH_LINES):
-        batch_ids, batch_lengths = tokenizer.tokenize(lines[start:start + _TOKENIZE_BATCH_LINES])
-        ids.append(batch_ids)
-        lengths.append(batch_lengths)
+    start, size = 0, 0
+    for end, text in enumerate(texts, 1):  # ~4 MB of text per tokenizer call
+        size += len(text) + 1
+        if size >= _TOKENIZE_BATCH_BYTES or end == len(texts):
+            batch_ids, batch_lengths = tokenizer.tokenize_text(b"\n".join(texts[start:end]))
+            ids.append(batch_ids)
+            lengths.append(batch_lengths)
+            start, size = end, 0
     flat = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     sentence_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    tokenized = instances.pack_documents(flat, sentence_lengths, [len(d) for _, d in docs])
+    tokenized = instances.pack_documents(flat, sentence_lengths, lines_per_document)
     stats.num_documents = tokenized.num_documents  # documents with any token left
     stats.num_sentences = tokenized.num_sentences
     stats.num_tokens = int(len(tokenized.tokens))

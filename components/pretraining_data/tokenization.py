@@ -69,7 +69,22 @@ class BertTokenizer:
         """
         if len(lines) == 0:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        ragged = self._tokenizer.tokenize(clean_text(tf.constant(valid_utf8(lines), tf.string)))
+        return self._run(tf.constant(valid_utf8(lines), tf.string))
+
+    def tokenize_text(self, text: bytes):
+        """Tokenises the lines of `text` (bytes, lines joined by "\\n", none empty).
+
+        Same as tokenize(text.split(b"\\n")), but the lines are split by a TF op, so no
+        Python runs per line (and the GIL is free while the ops run).
+        Returns:
+          (flat ids int32 [total_tokens], tokens per line int64 [N]).
+        """
+        if not text:
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
+        return self._run(tf.strings.split(tf.constant(valid_utf8([text])[0]), "\n"))
+
+    def _run(self, lines: tf.Tensor):
+        ragged = self._tokenizer.tokenize(clean_text(lines))
         ids = ragged.flat_values.numpy().astype(np.int32)
         lengths = ragged.row_lengths().numpy().astype(np.int64)
         return ids, lengths

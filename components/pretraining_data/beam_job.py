@@ -147,7 +147,7 @@ _TOKENIZER_LOCK = threading.Lock()
 
 
 def _tokenizer_for(vocab_file: str, do_lower_case: bool):
-    """(VocabInfo, BertTokenizer), built once per process: importing TensorFlow and
+    """The BertTokenizer, built once per process: importing TensorFlow and
     building the tokenizer's model take seconds, and multi-threaded workers share it
     (TF ops are thread-safe). The lock makes concurrent callers wait for one build."""
     with _TOKENIZER_LOCK:
@@ -158,8 +158,7 @@ def _tokenizer_for(vocab_file: str, do_lower_case: bool):
 def _build_tokenizer(vocab_file: str, do_lower_case: bool):
     from components.pretraining_data import tokenization  # imports TensorFlow
 
-    tokens = vocab_lib.load_vocabulary(vocab_file)
-    return bucket_lib.VocabInfo(tokens), tokenization.BertTokenizer(tokens, do_lower_case)
+    return tokenization.BertTokenizer(vocab_lib.load_vocabulary(vocab_file), do_lower_case)
 
 
 class _MakeInstances(beam.DoFn):
@@ -179,7 +178,7 @@ class _MakeInstances(beam.DoFn):
         self._num_buckets = num_buckets
 
     def setup(self):
-        _, self._tokenizer = _tokenizer_for(self._vocab_file, self._options.do_lower_case)
+        self._tokenizer = _tokenizer_for(self._vocab_file, self._options.do_lower_case)
 
     def process(self, element):
         (split, bucket_index), slices = element

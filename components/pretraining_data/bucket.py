@@ -33,7 +33,11 @@ def document_hash(lines: Sequence[bytes], random_seed: int) -> bytes:
 
 
 def assign(doc_hash: bytes, eval_fraction: float, num_buckets: Dict[str, int]) -> Tuple[str, int]:
-    """(split, bucket index) of a document from its hash: disjoint splits by document."""
+    """(split, bucket index) of a document from its hash: disjoint splits by document.
+
+    The Beam job does this in C (_documents.c); this is its Python statement, which
+    tests/test_pretraining_text_reader.py checks the C code against.
+    """
     u = int.from_bytes(doc_hash[:8], "little") / 2.0**64
     split = EVAL if u < eval_fraction else TRAIN
     return split, int.from_bytes(doc_hash[8:], "little") % num_buckets[split]

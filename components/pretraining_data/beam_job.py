@@ -6,9 +6,9 @@
       -> GroupByKey(split, bucket) of spill-file slices
       -> tokenise + instance spans, shuffled        (parallel over buckets; bucket.py)
          written as piece files (tokens + spans, ~10x smaller than the records)
-      -> GroupByKey(split, shard) of piece paths
-      -> each shard: its pieces' records, built      (parallel over shards; _records.c)
-         and written once, in piece order
+      -> GroupByKey(shard) of piece paths
+      -> shard s of train and of eval: their pieces' (parallel over shards; _records.c)
+         records, built and written once, in piece order
 
 Why this shape: instances need a pool of other documents for "random next
 sentence", so documents are grouped into buckets of ~1 MB of text (bucket.py).
@@ -33,7 +33,9 @@ Everything is written under a staging directory next to the output
 (`<output_dir>.staging-<id>`) and renamed into place only after the pipeline
 succeeded, so a failed run leaves nothing where ExampleGen would read it.
 """
+import contextlib
 import functools
+import gc
 import json
 import logging
 import math
@@ -59,7 +61,7 @@ from components.pretraining_data.options import PretrainingDataOptions
 # random next sentences from, one tokeniser call, ~30k instances at dupe_factor 10.
 DEFAULT_BUCKET_BYTES = 1 << 20
 MANIFEST_NAME = "manifest.json"
-_STATS_NAME = "_stats.json"
+_STATS_DIR = "_stats"  # per shard index: statistics of the buckets and records it got
 _SPILL_DIR = "_documents"  # per input range: its documents, grouped by bucket
 _PIECES_DIR = "_pieces"  # per piece: a bucket's instances (spans) for one shard
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -158,17 +160,19 @@ def _tokenizer_for(vocab_file: str, do_lower_case: bool):
 def _build_tokenizer(vocab_file: str, do_lower_case: bool):
     from components.pretraining_data import tokenization  # imports TensorFlow
 
-    return tokenization.BertTokenizer(vocab_lib.load_vocabulary(vocab_file), do_lower_case)
+    tokenizer = tokenization.BertTokenizer(vocab_lib.load_vocabulary(vocab_file), do_lower_case)
+    tokenizer.tokenize_text(b"warm up")  # traces its graph here, not in the first bucket
+    return tokenizer
 
 
 class _MakeInstances(beam.DoFn):
-    """((split, bucket), spill slices) -> ((split, shard), (piece, path)); stats on a side output.
+    """((split, bucket), spill slices) -> (shard, (split, piece, path or None, stats or None)).
 
     Writes each piece (tokens + shuffled instance spans, bucket.InstancePiece) to
     a file under the staging dir; only its path goes through the next shuffle.
+    The bucket's statistics ride along with its first piece, so that they reach the
+    shard writers without a shuffle of their own.
     """
-
-    STATS = "stats"
 
     def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str,
                  num_buckets: Dict[str, int]):
@@ -188,25 +192,31 @@ class _MakeInstances(beam.DoFn):
         pieces, stats = bucket_lib.process_bucket(
             split, bucket_index, documents, self._tokenizer, self._options,
             num_pieces=len(piece_indices))
+        bucket_stats = stats.__dict__
         for index, piece in zip(piece_indices, pieces):
-            if piece is None:
-                continue
-            path = FileSystems.join(self._staging_dir, _PIECES_DIR,
-                                    f"{split}-{index:07d}.instances")
-            with FileSystems.create(path) as f:
-                f.write(piece.to_bytes())
-            yield (split, index % num_shards), (index, path)
-        yield beam.pvalue.TaggedOutput(self.STATS, (split, stats.__dict__))
+            path = None
+            if piece is not None:
+                path = FileSystems.join(self._staging_dir, _PIECES_DIR,
+                                        f"{split}-{index:07d}.instances")
+                with FileSystems.create(path) as f:
+                    f.write(piece.to_bytes())
+            if path or bucket_stats:
+                yield index % num_shards, (split, index, path, bucket_stats)
+                bucket_stats = None
 
 
-class _WriteShard(beam.DoFn):
-    """((split, shard), [(piece, path)]) -> the shard file: its pieces' records, in piece order.
+class _WriteShards(beam.DoFn):
+    """(shard, [(split, piece, path, stats)]) -> shard `shard` of each split, and its stats.
 
-    The records (~20x the text at dupe_factor 10) are built here (C, no GIL) and
-    written once, straight into the shard file.
+    Each split's shard file is its pieces' records, in piece order. The records
+    (~20x the text at dupe_factor 10) are built here (C, no GIL) and written once,
+    straight into the file. Keyed by shard index alone, not (split, shard): the
+    DirectRunner deals keys out to its workers round-robin in arrival order, and
+    (train, shard) keys are ~1/eval_fraction times larger than (eval, shard) ones, so
+    split-keyed work could put most train shards on one worker.
+    The statistics of the buckets and the masked-token counts go to
+    _stats/shard-NNNNN.json, summed by finalize_output.
     """
-
-    STATS = "stats"
 
     def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str):
         self._vocab_file = vocab_file
@@ -217,26 +227,44 @@ class _WriteShard(beam.DoFn):
         self._vocab = bucket_lib.VocabInfo(vocab_lib.load_vocabulary(self._vocab_file))
 
     def process(self, element):
-        (split, shard), pieces = element
-        paths = [path for _, path in sorted(pieces)]
-        target = FileSystems.join(self._staging_dir,
-                                  shard_name(split, shard, self._options.num_shards))
-        num_masked = 0
-        with FileSystems.create(target) as out:
-            for path in paths:
-                with FileSystems.open(path) as f:
-                    piece = bucket_lib.InstancePiece.from_bytes(f.read())
-                num_masked += bucket_lib.write_records(piece, self._vocab, self._options,
-                                                       out.write)
-        FileSystems.delete(paths)
-        yield beam.pvalue.TaggedOutput(self.STATS, (split, {"num_masked": num_masked}))
+        shard, pieces = element
+        pieces = sorted(pieces, key=lambda p: (p[0], p[1]))  # by (split, piece index)
+        totals = [(split, stats) for split, _, _, stats in pieces if stats]
+        for split in bucket_lib.SPLITS:
+            paths = [path for s, _, path, _ in pieces if s == split and path]
+            if not paths:
+                continue
+            target = FileSystems.join(self._staging_dir,
+                                      shard_name(split, shard, self._options.num_shards))
+            num_masked = 0
+            with FileSystems.create(target) as out:
+                for path in paths:
+                    with FileSystems.open(path) as f:
+                        piece = bucket_lib.InstancePiece.from_bytes(f.read())
+                    num_masked += bucket_lib.write_records(piece, self._vocab, self._options,
+                                                           out.write)
+            FileSystems.delete(paths)
+            totals.append((split, {"num_masked": num_masked}))
+        _write_json(totals, FileSystems.join(self._staging_dir, _STATS_DIR,
+                                             f"shard-{shard:05d}.json"), _sum_stats)
 
 
 def _sum_stats(items):
+    """[(split, {name: count})] -> {"<split>_<name>": total}."""
     total = {}
     for split, stats in items:
         for k, v in stats.items():
             total[f"{split}_{k}"] = total.get(f"{split}_{k}", 0) + v
+    return total
+
+
+def _read_stats(stats_dir: str) -> Dict[str, int]:
+    """The shard writers' _stats/shard-*.json files, summed: {"<split>_<name>": total}."""
+    total: Dict[str, int] = {}
+    for m in FileSystems.match([FileSystems.join(stats_dir, "shard-*.json")])[0].metadata_list:
+        with FileSystems.open(m.path) as f:
+            for key, value in json.loads(f.read().decode()).items():
+                total[key] = total.get(key, 0) + value
     return total
 
 
@@ -255,7 +283,7 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
     range_bytes = int(min(64 << 20, max(1 << 20, total_bytes // 64)))
     ranges = text_reader.split_ranges(files, range_bytes)
 
-    made = (
+    pieces = (
         pipeline
         | "FileRanges" >> beam.Create(list(enumerate(ranges)), reshuffle=False)
         | "SpreadRanges" >> beam.Reshuffle()
@@ -263,19 +291,11 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
         | "GroupIntoBuckets" >> beam.GroupByKey()
         | "MakeInstances" >> beam.ParDo(
             _MakeInstances(vocab_file, options, staging_dir, num_buckets))
-        .with_output_types(Tuple[Tuple[str, int], Any]).with_outputs(
-            _MakeInstances.STATS, main="pieces"))
-    written = (
-        made.pieces
-        | "GroupIntoShards" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(vocab_file, options, staging_dir))
-        .with_outputs(_WriteShard.STATS))
+        .with_output_types(Tuple[int, Any]))
     _ = (
-        (made[_MakeInstances.STATS], written[_WriteShard.STATS])
-        | "AllStats" >> beam.Flatten()
-        | "SumStats" >> beam.combiners.ToList()
-        | "WriteStats" >> beam.Map(_write_json, FileSystems.join(staging_dir, _STATS_NAME),
-                                   _sum_stats))
+        pieces
+        | "GroupIntoShards" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(_WriteShards(vocab_file, options, staging_dir)))
     return {"num_buckets": num_buckets, "num_files": len(files), "input_bytes": total_bytes}
 
 
@@ -316,11 +336,11 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
     staging_dir = f"{output_dir}.staging-{uuid.uuid4().hex[:12]}"
     started = time.time()
     try:
-        for sub in bucket_lib.SPLITS + (_SPILL_DIR, _PIECES_DIR):
+        for sub in bucket_lib.SPLITS + (_SPILL_DIR, _PIECES_DIR, _STATS_DIR):
             FileSystems.mkdirs(FileSystems.join(staging_dir, sub))
         if pipeline is None:
             pipeline = beam.Pipeline(options=beam_options(beam_pipeline_args))
-        with _project_on_worker_path():
+        with _project_on_worker_path(), _long_lived_objects_frozen():
             with pipeline as p:
                 info = build_pipeline(p, patterns, vocab_file, staging_dir, options,
                                       bucket_bytes)
@@ -392,9 +412,8 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
 
 def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds):
     """Fills empty shards, writes the manifest, then swaps staging_dir into output_dir."""
-    with FileSystems.open(FileSystems.join(staging_dir, _STATS_NAME)) as f:
-        raw = json.loads(f.read().decode())
-    FileSystems.delete([FileSystems.join(staging_dir, _STATS_NAME)])
+    raw = _read_stats(FileSystems.join(staging_dir, _STATS_DIR))
+    _delete_tree(FileSystems.join(staging_dir, _STATS_DIR))
     _delete_tree(FileSystems.join(staging_dir, _SPILL_DIR))
     _delete_tree(FileSystems.join(staging_dir, _PIECES_DIR))  # empty after a successful run
     get = lambda split, key: int(raw.get(f"{split}_{key}", 0))  # noqa: E731
@@ -469,6 +488,23 @@ def _delete_tree(path: str) -> None:
             FileSystems.delete([path + "/"])
     except Exception:  # cleanup must not hide the original error
         logging.exception("Could not delete staging directory %s", path)
+
+
+@contextlib.contextmanager
+def _long_lived_objects_frozen():
+    """Keeps the objects that exist before the job out of garbage collection while it runs.
+
+    With TensorFlow and Beam imported, one full collection walks millions of
+    long-lived objects (~0.45 s, measured) with the GIL held, stalling every
+    worker thread; the job's own objects are short-lived. gc.freeze() moves the
+    existing objects to the permanent generation; unfreeze() gives them back to
+    the collector afterwards.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _project_on_worker_path:

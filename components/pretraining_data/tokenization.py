@@ -60,6 +60,15 @@ class BertTokenizer:
             unknown_token=vocab_lib.UNK,
             lower_case_nfd_strip_accents=self.do_lower_case,
         )
+        # One graph call per batch, not ~20 eager ops: the GIL is released once for
+        # the whole call instead of re-taken after every op, so a tokenising thread
+        # is not held up by other threads running Python (Beam's multi-threaded
+        # workers). Traced once per signature.
+        self._tokenize_lines = tf.function(
+            self._ids_and_lengths, input_signature=[tf.TensorSpec([None], tf.string)])
+        self._tokenize_text = tf.function(
+            lambda text: self._ids_and_lengths(tf.strings.split(text, "\n")),
+            input_signature=[tf.TensorSpec([], tf.string)])
 
     def tokenize(self, lines: Sequence[bytes]):
         """Tokenises N lines (UTF-8 bytes or str).
@@ -69,7 +78,7 @@ class BertTokenizer:
         """
         if len(lines) == 0:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        return self._run(tf.constant(valid_utf8(lines), tf.string))
+        return _to_numpy(self._tokenize_lines(tf.constant(valid_utf8(lines), tf.string)))
 
     def tokenize_text(self, text: bytes):
         """Tokenises the lines of `text` (bytes, lines joined by "\\n", none empty).
@@ -81,10 +90,14 @@ class BertTokenizer:
         """
         if not text:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        return self._run(tf.strings.split(tf.constant(valid_utf8([text])[0]), "\n"))
+        return _to_numpy(self._tokenize_text(tf.constant(valid_utf8([text])[0])))
 
-    def _run(self, lines: tf.Tensor):
+    def _ids_and_lengths(self, lines: tf.Tensor):
+        """tf.string [N] -> (ids int64 [total_tokens], tokens per line int64 [N])."""
         ragged = self._tokenizer.tokenize(clean_text(lines))
-        ids = ragged.flat_values.numpy().astype(np.int32)
-        lengths = ragged.row_lengths().numpy().astype(np.int64)
-        return ids, lengths
+        return ragged.flat_values, ragged.row_lengths()
+
+
+def _to_numpy(ids_and_lengths):
+    ids, lengths = ids_and_lengths
+    return ids.numpy().astype(np.int32), lengths.numpy().astype(np.int64)

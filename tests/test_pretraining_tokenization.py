@@ -43,3 +43,23 @@ def test_tokenize_text_equals_tokenize_of_the_lines():
     ids2, lengths2 = tok.tokenize_text(b"\n".join(lines))
     assert ids.tolist() == ids2.tolist() and lengths.tolist() == lengths2.tolist()
     assert lengths.tolist()[3] == 0 and len(lengths2) == len(lines)
+
+
+def test_one_tokenizer_shared_by_threads_gives_the_sequential_results():
+    """Beam's multi-threaded workers share one tokenizer (beam_job._tokenizer_for):
+    concurrent calls of its traced graph give what one thread gets, batch by batch."""
+    import concurrent.futures
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", ".", "a",
+             "dog", "ran"]
+    tok = tokenization.BertTokenizer(vocab, True)
+    words = ["the", "cat", "sat", "cats", "a", "dog", "ran", "dogs", "zebra", "."]
+    texts = [b"\n".join(" ".join(words[(i * j + k) % len(words)] for k in range(1 + j % 7))
+                        .encode() for j in range(1, 40 + i)) for i in range(24)]
+    expected = [tok.tokenize_text(t) for t in texts]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(tok.tokenize_text, texts))
+    for (ids, lengths), (want_ids, want_lengths) in zip(got, expected):
+        assert ids.tolist() == want_ids.tolist() and lengths.tolist() == want_lengths.tolist()
+    assert sum(len(ids) for ids, _ in expected) > 1000
+    assert sum(lengths.tolist().count(0) for _, lengths in expected) == 0

@@ -63,12 +63,14 @@ class BertTokenizer:
         # One graph call per batch, not ~20 eager ops: the GIL is released once for
         # the whole call instead of re-taken after every op, so a tokenising thread
         # is not held up by other threads running Python (Beam's multi-threaded
-        # workers). Traced once per signature.
+        # workers). Traced once per signature; without autograph (there is no
+        # Python control flow to convert), tracing takes ~0.1 s instead of ~1 s.
         self._tokenize_lines = tf.function(
-            self._ids_and_lengths, input_signature=[tf.TensorSpec([None], tf.string)])
+            self._ids_and_lengths, input_signature=[tf.TensorSpec([None], tf.string)],
+            autograph=False)
         self._tokenize_text = tf.function(
             lambda text: self._ids_and_lengths(tf.strings.split(text, "\n")),
-            input_signature=[tf.TensorSpec([], tf.string)])
+            input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 
     def tokenize(self, lines: Sequence[bytes]):
         """Tokenises N lines (UTF-8 bytes or str).

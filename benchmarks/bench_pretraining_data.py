@@ -7,7 +7,9 @@
 Prints, for each corpus size, mode and worker count, the median of --repeats runs,
 each in a fresh process: wall time of the whole job (Beam start-up, the
 TensorFlow import, reading, writing, the final rename), MB of raw text per
-second per core (= per worker), instances per second, and peak RSS. The "warm"
+second per core (= per worker), instances per second, CPU time, and peak RSS.
+The worker counts run interleaved, round by round, and the scaling figure is
+the median of the per-round ratios (wall time with 1 worker / with N). The "warm"
 mode imports TensorFlow and builds the tokenizer before the clock starts: the
 steady state of a long-lived worker, i.e. what the per-core figure converges to
 on a corpus large enough to hide that ~5 s. Also prints the hot path alone
@@ -65,17 +67,24 @@ def _one_run(args):
     if args.warm:  # import TensorFlow and build the tokenizer before the clock starts
         beam_job._tokenizer_for(args.vocab, options.do_lower_case)
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
-        t = time.time()
+        t, cpu = time.time(), _cpu_seconds()
         stats = beam_job.run_prepare_data([args.corpus], args.vocab, os.path.join(tmp, "records"),
                                           options, beam_args)
-        wall = time.time() - t
+        wall, cpu = time.time() - t, _cpu_seconds() - cpu
         out_bytes = sum(os.path.getsize(os.path.join(d, f))
                         for d, _, fs in os.walk(os.path.join(tmp, "records")) for f in fs)
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"workers": args.one, "mode": args.mode, "wall": wall, "stats": stats,
+    print(json.dumps({"workers": args.one, "mode": args.mode, "wall": wall, "cpu": cpu,
+                      "stats": stats,
                       "out_bytes": out_bytes, "rss_driver_mb": rss_self,
                       "rss_worker_max_mb": rss_children}))
+
+
+def _cpu_seconds():
+    """User + system CPU time of this process and its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
@@ -133,6 +142,23 @@ def _run_child(args, corpus_path, workers, mode):
     return json.loads(lines[-1])
 
 
+def _print_median(mode, workers, mb, runs):
+    r = runs[len(runs) // 2]  # the median run by wall time
+    st = r["stats"]
+    inst = st["num_train_instances"] + st["num_eval_instances"]
+    # multi_processing: the driver plus worker processes; otherwise one process
+    # (its forked helpers' RSS is the parent's, so it is not reported).
+    rss = (f"peak RSS driver {r['rss_driver_mb']:.0f} MB, largest worker process "
+           f"{r['rss_worker_max_mb']:.0f} MB" if mode == "multi_processing" else
+           f"peak RSS {r['rss_driver_mb']:.0f} MB (one process)")
+    walls = ", ".join(f"{x['wall']:.1f}" for x in runs)
+    print(f"  {mode}, {workers} worker(s): {r['wall']:.1f} s wall (median of {len(runs)}: "
+          f"{walls}), {mb / r['wall'] / workers:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s "
+          f"total), {inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
+          f"{r['out_bytes'] / 2**20:.0f} MB of records), CPU {r['cpu']:.1f} s "
+          f"({r['cpu'] / r['wall']:.2f} cores busy), {rss}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,30 +197,25 @@ def main(argv=None):
         mb = os.path.getsize(corpus_path) / 2**20
         print(f"\ncorpus {corpus_path}: {mb:.1f} MB")
         for mode in args.modes.split(","):
-            totals = {}
-            for w in [int(x) for x in args.workers.split(",")]:
-                runs = [_run_child(args, corpus_path, w, mode) for _ in range(args.repeats)]
-                runs = sorted((r for r in runs if r is not None), key=lambda r: r["wall"])
-                if not runs:
-                    continue
-                r = runs[len(runs) // 2]  # the median run by wall time
-                st = r["stats"]
-                inst = st["num_train_instances"] + st["num_eval_instances"]
-                totals[w] = mb / r["wall"]
-                # multi_processing: the driver plus worker processes; otherwise one process
-                # (its forked helpers' RSS is the parent's, so it is not reported).
-                rss = (f"peak RSS driver {r['rss_driver_mb']:.0f} MB, largest worker process "
-                       f"{r['rss_worker_max_mb']:.0f} MB" if mode == "multi_processing" else
-                       f"peak RSS {r['rss_driver_mb']:.0f} MB (one process)")
-                walls = ", ".join(f"{x['wall']:.1f}" for x in runs)
-                print(f"  {mode}, {w} worker(s): {r['wall']:.1f} s wall (median of "
-                      f"{len(runs)}: {walls}), "
-                      f"{mb / r['wall'] / w:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s total), "
-                      f"{inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
-                      f"{r['out_bytes'] / 2**20:.0f} MB of records), {rss}")
-            if 1 in totals and len(totals) > 1:
-                w = max(totals)
-                print(f"  {mode}: {w} workers / 1 worker = {totals[w] / totals[1]:.2f}x")
+            workers = [int(x) for x in args.workers.split(",")]
+            # Rounds, each running every worker count once: this VM's speed drifts by
+            # up to ~30% over minutes, and interleaving exposes all counts to the same
+            # drift, so the per-round ratios compare like with like.
+            rounds = [{w: _run_child(args, corpus_path, w, mode) for w in workers}
+                      for _ in range(args.repeats)]
+            for w in workers:
+                runs = sorted((r[w] for r in rounds if r[w] is not None), key=lambda r: r["wall"])
+                if runs:
+                    _print_median(mode, w, mb, runs)
+            if 1 in workers and len(workers) > 1:
+                w = max(workers)
+                ratios = sorted(r[1]["wall"] / r[w]["wall"] for r in rounds
+                                if r[1] is not None and r[w] is not None)
+                if ratios:
+                    listed = ", ".join(f"{x:.2f}" for x in ratios)
+                    print(f"  {mode}: {w} workers / 1 worker = {ratios[len(ratios) // 2]:.2f}x "
+                          f"(median of {len(ratios)} interleaved rounds: {listed}; "
+                          f"parallel efficiency {ratios[len(ratios) // 2] / w:.0%})")
     return 0
 
 

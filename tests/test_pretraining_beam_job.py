@@ -75,6 +75,35 @@ def test_layout_schema_and_stats(two_worker_run):
         assert 1 <= k <= PRED and (p["masked_lm_positions"][:k] < n).all()
 
 
+def test_stats_count_what_the_records_hold(two_worker_run):
+    """The counts that bucket workers and shard writers report add up to the records'."""
+    out, stats = two_worker_run
+    spec = schema.feature_spec(SEQ, PRED)
+    parsed = [tf.io.parse_single_example(r, spec)
+              for r in _records(f"{out}/train/*.tfrecord") + _records(f"{out}/eval/*.tfrecord")]
+    assert stats["num_masked"] == sum(int(p["masked_lm_weights"].numpy().sum()) for p in parsed)
+    assert stats["num_random_next"] == sum(int(p["next_sentence_labels"].numpy()[0])
+                                           for p in parsed)
+    assert stats["num_documents"] == stats["num_train_documents"] + stats["num_eval_documents"]
+    assert stats["num_tokens"] > stats["num_sentences"] > stats["num_documents"]
+    assert not os.path.exists(os.path.join(out, "_stats"))
+
+
+def test_garbage_collection_is_unfrozen_after_a_run(corpus, tmp_path):
+    """The job freezes long-lived objects out of the collector while it runs, and only then."""
+    import gc
+
+    d, vocab = corpus
+    frozen_before = gc.get_freeze_count()
+    beam_job.run_prepare_data([f"{d}/corpus_a.txt"], vocab, str(tmp_path / "ok"), OPTIONS,
+                              IN_PROCESS)
+    assert gc.get_freeze_count() == frozen_before
+    with pytest.raises(ValueError):
+        beam_job.run_prepare_data([f"{d}/corpus_empty.txt"], vocab, str(tmp_path / "bad"),
+                                  OPTIONS, IN_PROCESS)
+    assert gc.get_freeze_count() == frozen_before
+
+
 def test_train_and_eval_are_disjoint_by_document(two_worker_run):
     out, _ = two_worker_run
     markers = marker_ids()

@@ -498,8 +498,11 @@ def _long_lived_objects_frozen():
     long-lived objects (~0.45 s, measured) with the GIL held, stalling every
     worker thread; the job's own objects are short-lived. gc.freeze() moves the
     existing objects to the permanent generation; unfreeze() gives them back to
-    the collector afterwards.
+    the collector afterwards. A process that froze objects itself is left alone.
     """
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield

@@ -196,3 +196,45 @@ def test_bad_inputs_fail_early_with_the_culprit_named(corpus, tmp_path):
     with pytest.raises(ValueError, match="No documents.*corpus_empty.txt"):
         beam_job.run_prepare_data([str(d / "corpus_empty.txt")], vocab, out, OPTIONS, IN_PROCESS)
     assert os.listdir(tmp_path) == ["bad_vocab.txt"]
+
+
+def _shard_writer_run(staging, vocab, documents, fail_stats_write_once=False):
+    """Pieces of one bucket -> _WriteShards.process for shard 0; returns its shard bytes."""
+    os.makedirs(os.path.join(staging, "_pieces"))
+    os.makedirs(os.path.join(staging, "_stats"))
+    os.makedirs(os.path.join(staging, "train"))
+    tokenizer = beam_job._tokenizer_for(vocab, True)
+    pieces, stats = bucket.process_bucket("train", 0, documents, tokenizer, OPTIONS, num_pieces=2)
+    element = []
+    for index, piece in enumerate(pieces):
+        path = os.path.join(staging, "_pieces", f"train-{index:07d}.instances")
+        open(path, "wb").write(piece.to_bytes())
+        element.append(("train", index, path, stats.__dict__ if index == 0 else None))
+    writer = beam_job._WriteShards(vocab, OPTIONS, staging)
+    writer.setup()
+    if fail_stats_write_once:
+        real = beam_job._write_json
+        beam_job._write_json = lambda *a: (_ for _ in ()).throw(OSError("disk full"))
+        try:
+            with pytest.raises(OSError, match="disk full"):
+                writer.process((0, list(reversed(element))))
+        finally:
+            beam_job._write_json = real
+    writer.process((0, element))
+    assert os.listdir(os.path.join(staging, "_pieces")) == []  # deleted once written
+    stats_file = json.load(open(os.path.join(staging, "_stats", "shard-00000.json")))
+    return open(os.path.join(staging, beam_job.shard_name("train", 0, 2)), "rb").read(), stats_file
+
+
+def test_a_shard_writer_retried_after_a_failure_writes_the_same_shard(corpus, tmp_path):
+    """A work item that fails after writing its records (here: the stats write) keeps its
+    pieces, so the retry (Dataflow retries failed work items) rewrites the same bytes."""
+    d, vocab = corpus
+    text = (d / "corpus_a.txt").read_bytes()
+    documents = [(bucket.document_hash(doc.split(b"\n"), 0), doc)
+                 for doc in text.strip().split(b"\n\n")]
+    once, stats_once = _shard_writer_run(str(tmp_path / "a"), vocab, documents)
+    retried, stats_retried = _shard_writer_run(str(tmp_path / "b"), vocab, documents,
+                                               fail_stats_write_once=True)
+    assert len(once) > 1000 and retried == once
+    assert stats_retried == stats_once and stats_once["train_num_documents"] == 30

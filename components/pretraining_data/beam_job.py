@@ -200,7 +200,7 @@ class _MakeInstances(beam.DoFn):
                                         f"{split}-{index:07d}.instances")
                 with FileSystems.create(path) as f:
                     f.write(piece.to_bytes())
-            if path or bucket_stats:
+            if path or bucket_stats:  # an empty piece still carries the stats
                 yield index % num_shards, (split, index, path, bucket_stats)
                 bucket_stats = None
 
@@ -211,9 +211,9 @@ class _WriteShards(beam.DoFn):
     Each split's shard file is its pieces' records, in piece order. The records
     (~20x the text at dupe_factor 10) are built here (C, no GIL) and written once,
     straight into the file. Keyed by shard index alone, not (split, shard): the
-    DirectRunner deals keys out to its workers round-robin in arrival order, and
-    (train, shard) keys are ~1/eval_fraction times larger than (eval, shard) ones, so
-    split-keyed work could put most train shards on one worker.
+    DirectRunner deals keys out to its workers round-robin in arrival order, and a
+    (train, shard) key holds (1 - eval_fraction) / eval_fraction times the work of an
+    (eval, shard) one, so split-keyed work could put most train shards on one worker.
     The statistics of the buckets and the masked-token counts go to
     _stats/shard-NNNNN.json, summed by finalize_output.
     """
@@ -243,10 +243,11 @@ class _WriteShards(beam.DoFn):
                         piece = bucket_lib.InstancePiece.from_bytes(f.read())
                     num_masked += bucket_lib.write_records(piece, self._vocab, self._options,
                                                            out.write)
-            FileSystems.delete(paths)
             totals.append((split, {"num_masked": num_masked}))
         _write_json(totals, FileSystems.join(self._staging_dir, _STATS_DIR,
                                              f"shard-{shard:05d}.json"), _sum_stats)
+        # Only now, with everything written: a retried work item still finds its pieces.
+        FileSystems.delete([path for _, _, path, _ in pieces if path])
 
 
 def _sum_stats(items):

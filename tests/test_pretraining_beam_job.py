@@ -198,8 +198,11 @@ def test_bad_inputs_fail_early_with_the_culprit_named(corpus, tmp_path):
     assert os.listdir(tmp_path) == ["bad_vocab.txt"]
 
 
-def _shard_writer_run(staging, vocab, documents, fail_stats_write_once=False):
-    """Pieces of one bucket -> _WriteShards.process for shard 0; returns its shard bytes."""
+def _shard_writer_run(staging, vocab, documents, monkeypatch=None):
+    """Pieces of one bucket -> _WriteShards.process for shard 0; returns its shard bytes.
+
+    With monkeypatch, the first attempt fails at the stats write and the second is a retry.
+    """
     os.makedirs(os.path.join(staging, "_pieces"))
     os.makedirs(os.path.join(staging, "_stats"))
     os.makedirs(os.path.join(staging, "train"))
@@ -212,21 +215,22 @@ def _shard_writer_run(staging, vocab, documents, fail_stats_write_once=False):
         element.append(("train", index, path, stats.__dict__ if index == 0 else None))
     writer = beam_job._WriteShards(vocab, OPTIONS, staging)
     writer.setup()
-    if fail_stats_write_once:
-        real = beam_job._write_json
-        beam_job._write_json = lambda *a: (_ for _ in ()).throw(OSError("disk full"))
-        try:
-            with pytest.raises(OSError, match="disk full"):
-                writer.process((0, list(reversed(element))))
-        finally:
-            beam_job._write_json = real
+    if monkeypatch:
+        def disk_full(*args):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(beam_job, "_write_json", disk_full)
+        with pytest.raises(OSError, match="disk full"):
+            writer.process((0, list(reversed(element))))
+        monkeypatch.undo()
     writer.process((0, element))
     assert os.listdir(os.path.join(staging, "_pieces")) == []  # deleted once written
     stats_file = json.load(open(os.path.join(staging, "_stats", "shard-00000.json")))
     return open(os.path.join(staging, beam_job.shard_name("train", 0, 2)), "rb").read(), stats_file
 
 
-def test_a_shard_writer_retried_after_a_failure_writes_the_same_shard(corpus, tmp_path):
+def test_a_shard_writer_retried_after_a_failure_writes_the_same_shard(corpus, tmp_path,
+                                                                      monkeypatch):
     """A work item that fails after writing its records (here: the stats write) keeps its
     pieces, so the retry (Dataflow retries failed work items) rewrites the same bytes."""
     d, vocab = corpus
@@ -235,6 +239,6 @@ def test_a_shard_writer_retried_after_a_failure_writes_the_same_shard(corpus, tm
                  for doc in text.strip().split(b"\n\n")]
     once, stats_once = _shard_writer_run(str(tmp_path / "a"), vocab, documents)
     retried, stats_retried = _shard_writer_run(str(tmp_path / "b"), vocab, documents,
-                                               fail_stats_write_once=True)
+                                               monkeypatch)
     assert len(once) > 1000 and retried == once
     assert stats_retried == stats_once and stats_once["train_num_documents"] == 30

@@ -417,6 +417,27 @@ def test_deterministic_and_row_indexed():
     assert changed_recs[0] != recs[0] and changed_recs[1:] == recs[1:]
 
 
+def test_largest_records_fit_the_output_buffer():
+    """Records are written straight into a bytes object sized by a bound from the id and
+    position ranges; the longest possible records (every id the largest, every position
+    masked, vocab sizes at varint-length boundaries) fit it and parse back whole."""
+    from components.pretraining_data import _records
+
+    for vocab_size in (2**7, 2**7 + 1, 2**14 + 1, 2**21 + 1, 2**28 + 1):
+        for seq in (8, 128, 512):
+            length = seq - 3
+            tokens = np.full(2 * length, vocab_size - 1, np.int32)
+            spans = np.array([[0, length // 2, length // 2, length, 1],
+                              [length, length + 1, length + 1, 2 * length, 0]], np.int64)
+            blob, num_masked = _records.build_records(
+                tokens, spans, 7, seq, seq, 1.0, vocab_size, 0, 1, vocab_size - 1, None)
+            assert num_masked == 2 * (seq - 3)  # all but [CLS] and the two [SEP]s
+            assert len(_split(blob)) == 2
+        parsed = _parse(blob, seq, seq)
+        assert parsed["input_ids"].max() == vocab_size - 1
+        assert parsed["masked_lm_positions"].max() == seq - 2
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -445,6 +466,12 @@ def test_errors_name_the_span():
                            match=r"span 2: a token id is outside \[0, vocab_size=1000\)"):
             build([19, 20, 20, 22, 0], toks)
         assert len(_split(build([21, 22, 22, 24, 0], toks)[0])) == 3  # unused: no error
+    from components.pretraining_data import _records
+
+    for cls, sep, mask in ((VOCAB, SEP, MASK), (CLS, -1, MASK), (CLS, SEP, VOCAB)):
+        with pytest.raises(ValueError, match=r"must be in \[0, vocab_size=1000\)"):
+            _records.build_records(tokens, np.array(good, np.int64), 0, 16, 5, 0.15, VOCAB,
+                                   cls, sep, mask, None)
 
 
 def test_portable_crc_table_equals_the_cpu_instruction():

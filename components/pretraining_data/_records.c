@@ -267,39 +267,45 @@ static int mask_instance(const Params *prm, Scratch *s, int length, Rng *rng) {
     return count;
 }
 
-/* Output buffer that grows by doubling. */
+/* Output buffer of fixed capacity: the caller sizes it with max_record_size. */
 typedef struct {
     uint8_t *data;
     size_t size, capacity;
 } Buffer;
 
-static int buffer_reserve(Buffer *b, size_t extra) {
-    if (b->size + extra <= b->capacity) return 0;
-    size_t cap = b->capacity ? b->capacity : 1 << 16;
-    while (cap < b->size + extra) cap *= 2;
-    uint8_t *data = realloc(b->data, cap);
-    if (data == NULL) return -1;
-    b->data = data;
-    b->capacity = cap;
-    return 0;
+/* Upper bound of one framed record's size. Every id (input, masked, random) is
+ * < vocab_size and every position < max_seq_length, so each packed value takes at
+ * most varint_len of those; input_mask, segment_ids and the label are 1 byte each,
+ * a weight 4. Per feature: tags, a name (< 32 bytes), three length varints (<= 10
+ * each) and put_varint's 3 bytes of slack. Framing: 12-byte header, the Example's
+ * tag and length varint, 4-byte footer. */
+static size_t max_record_size(const Params *prm) {
+    size_t L = (size_t)prm->seq_len, P = (size_t)prm->max_predictions;
+    size_t id = (size_t)varint_len((uint64_t)prm->vocab_size);
+    size_t pos = (size_t)varint_len((uint64_t)prm->seq_len);
+    size_t payloads = L * id + 2 * L + P * (id + pos + 4) + 1;
+    size_t body = payloads + 7 * (4 + 32 + 3 * 10 + 3);
+    return 12 + 1 + 10 + body + 4;
 }
 
-enum { OK = 0, ERR_NOMEM, ERR_SPAN, ERR_TOO_LONG, ERR_TOKEN };
+enum { OK = 0, ERR_NOMEM, ERR_SPAN, ERR_TOO_LONG, ERR_TOKEN, ERR_BOUND };
 
 typedef struct {
     int code;
     Py_ssize_t row;
 } Status;
 
-/* Builds, masks, serialises and frames every instance; appends to `out`. */
+/* Builds, masks, serialises and frames every instance; appends to `out`, which has
+ * room for num_spans * max_record_size(prm) bytes. */
 static Status build_all(const Params *prm, const int32_t *tokens, Py_ssize_t num_tokens,
                         const int64_t *spans, Py_ssize_t num_spans, uint64_t seed, Buffer *out,
                         int64_t *num_masked) {
     Status st = {OK, -1};
     const int L = prm->seq_len, P = prm->max_predictions;
-    /* Largest possible record body: every varint 10 bytes, plus names and headers. */
+    /* Largest possible record body: every varint 10 bytes, plus names and headers
+     * (the scratch body's size; the output's bound is the tighter max_record_size). */
     const size_t max_body = (size_t)(3 * L + 2 * P + 1) * 10 + 4 * (size_t)P + 7 * 64;
-    const size_t max_record = max_body + 16 + 12 + 4;
+    const size_t max_record = max_record_size(prm);
     Scratch s;
     size_t ints = (size_t)L + 2 * (size_t)P, floats = (size_t)P, idx = 4 * ((size_t)L + 1);
     size_t bytes = 2 * (size_t)L + (10 * (size_t)L + 16) + max_body;
@@ -376,8 +382,9 @@ static Status build_all(const Params *prm, const int32_t *tokens, Py_ssize_t num
         b = put_feature(b, FEATURE("segment_ids"), INT64_LIST, s.segment_ids, L);
         int64_t body = b - s.body;
 
-        if (buffer_reserve(out, max_record) < 0) {
-            st.code = ERR_NOMEM;
+        if (out->size + max_record > out->capacity) { /* cannot happen: sized by the caller */
+            st.code = ERR_BOUND;
+            st.row = row;
             break;
         }
         /* TFRecord: uint64 length, masked CRC of it, data, masked CRC of the data. */
@@ -461,24 +468,36 @@ static PyObject *build_records(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "spans must be int64 [N, 5].");
         goto release;
     }
-    Buffer out = {NULL, 0, 0};
-    /* One allocation of about the final size (a record is ~5.5 bytes per token slot):
-     * growing by doubling would touch and copy ~2x the memory. */
-    size_t estimate = (size_t)(6 * seq_len + 8 * max_predictions + 128);
-    if (buffer_reserve(&out, (size_t)(spans.len / 40) * estimate) < 0) {
+    if (cls_id < 0 || cls_id >= vocab_size || sep_id < 0 || sep_id >= vocab_size ||
+        mask_id < 0 || mask_id >= vocab_size) {
+        PyErr_Format(PyExc_ValueError,
+                     "cls_id=%lld, sep_id=%lld and mask_id=%lld must be in [0, vocab_size=%lld).",
+                     cls_id, sep_id, mask_id, vocab_size);
+        goto release;
+    }
+    /* The records go straight into the bytes object returned: no copy of ~1.5 MB
+     * per call with the GIL held. Its capacity is the bound; untouched pages of the
+     * allocation cost nothing, and the resize at the end gives them back. */
+    Py_ssize_t num_spans = spans.len / 40;
+    size_t capacity = (size_t)num_spans * max_record_size(&prm);
+    if (capacity > (size_t)PY_SSIZE_T_MAX) {
         PyErr_NoMemory();
         goto release;
     }
+    PyObject *framed = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)capacity);
+    if (framed == NULL) goto release;
+    Buffer out = {(uint8_t *)PyBytes_AS_STRING(framed), 0, capacity};
     int64_t num_masked = 0;
     Status st;
     Py_BEGIN_ALLOW_THREADS
     st = build_all(&prm, (const int32_t *)tokens.buf, tokens.len / 4, (const int64_t *)spans.buf,
-                   spans.len / 40, (uint64_t)seed, &out, &num_masked);
+                   num_spans, (uint64_t)seed, &out, &num_masked);
     Py_END_ALLOW_THREADS
     switch (st.code) {
         case OK:
-            result = Py_BuildValue("(y#L)", out.data ? (const char *)out.data : "",
-                                   (Py_ssize_t)out.size, (long long)num_masked);
+            if (_PyBytes_Resize(&framed, (Py_ssize_t)out.size) == 0)
+                result = Py_BuildValue("(NL)", framed, (long long)num_masked);
+            framed = NULL; /* resized (and owned by result) or freed by _PyBytes_Resize */
             break;
         case ERR_NOMEM:
             PyErr_NoMemory();
@@ -496,8 +515,12 @@ static PyObject *build_records(PyObject *self, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "span %zd: a token id is outside [0, vocab_size=%lld).",
                          st.row, vocab_size);
             break;
+        case ERR_BOUND:
+            PyErr_Format(PyExc_SystemError, "span %zd: record larger than max_record_size.",
+                         st.row);
+            break;
     }
-    free(out.data);
+    Py_XDECREF(framed);
 release:
     PyBuffer_Release(&tokens);
     PyBuffer_Release(&spans);

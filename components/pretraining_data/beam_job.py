@@ -80,7 +80,7 @@ def num_buckets_for(total_bytes: int, eval_fraction: float, bucket_bytes: int) -
 
 
 class _SpillDocuments(beam.DoFn):
-    """(range index, FileRange) -> ((split, bucket), (spill path, offset, length)).
+    """(range index, [FileRange]) -> ((split, bucket), (spill path, offset, length)).
 
     Reads the range's documents, hashes each to (split, bucket) (in C, without the
     GIL: _documents.c), and writes them to one spill file, grouped by bucket; only
@@ -102,7 +102,7 @@ class _SpillDocuments(beam.DoFn):
                          args=(self._vocab_file, self._options.do_lower_case)).start()
 
     def process(self, element):
-        range_index, file_range = element
+        range_index, (file_range,) = element  # grouped by its unique index: one range
         by_bucket: Dict[Tuple[str, int], List[bytes]] = {}
         for segment, prev_blank, limit in text_reader.read_segments(file_range):
             blocks, _ = _documents.bucket_documents(
@@ -287,7 +287,10 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
     pieces = (
         pipeline
         | "FileRanges" >> beam.Create(list(enumerate(ranges)), reshuffle=False)
-        | "SpreadRanges" >> beam.Reshuffle()
+        # Spreads the ranges over the workers. A GroupByKey on the (unique) range
+        # index does what Reshuffle would, with a few transforms fewer to build and
+        # run (~0.1 s less start-up on the DirectRunner).
+        | "SpreadRanges" >> beam.GroupByKey()
         | "SpillDocuments" >> beam.ParDo(_SpillDocuments(options, num_buckets, staging_dir, vocab_file))
         | "GroupIntoBuckets" >> beam.GroupByKey()
         | "MakeInstances" >> beam.ParDo(

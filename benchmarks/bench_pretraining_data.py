@@ -13,7 +13,11 @@ the median of the per-round ratios (wall time with 1 worker / with N). The "warm
 mode imports TensorFlow and builds the tokenizer before the clock starts: the
 steady state of a long-lived worker, i.e. what the per-core figure converges to
 on a corpus large enough to hide that ~5 s. Also prints the hot path alone
-(tokenise + instances + masks + records of 1 MB buckets, one core, no Beam).
+(tokenise + instances + masks + records of 1 MB buckets, one core, no Beam), and
+this machine's scaling ceiling for that work: the hot path with writing in N
+separate processes started together against 1 (nothing shared, so the ratio is
+what the cores, caches and memory allow); the job's scaling is also given as a
+share of it.
 
 Defaults: max_seq_length 128, dupe_factor 10, the rest as google-research/bert.
 The corpora (one per size) come from benchmarks/corpus.py, the vocabulary
@@ -21,6 +25,7 @@ The corpora (one per size) come from benchmarks/corpus.py, the vocabulary
 """
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import subprocess
@@ -87,15 +92,14 @@ def _cpu_seconds():
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
-    """Tokenise + instances + masks + encode of ~mb MB in this process (one core)."""
+def _hot_inputs(corpus_path, vocab_path, mb):
+    """The tokenizer (graph traced), vocabulary info, and ~mb MB of the corpus's
+    documents in ~1 MB buckets: [[(hash, text)]], and their raw size in bytes."""
     from components.pretraining_data import bucket, text_reader, tokenization, vocab
-    from components.pretraining_data.options import PretrainingDataOptions
 
     tokens = vocab.load_vocabulary(vocab_path)
     tok = tokenization.BertTokenizer(tokens, True)
     tok.tokenize_text(b"warm up")  # traces the tokenizer's graph before the clock starts
-    info = bucket.VocabInfo(tokens)
     docs, size = [], 0
     for r in text_reader.split_ranges(text_reader.expand_patterns([corpus_path]), 64 << 20):
         for d in text_reader.read_documents(r):
@@ -105,27 +109,78 @@ def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
                 break
         if size >= mb * 2**20:
             break
-    options = PretrainingDataOptions(dupe_factor=dupe_factor)
-    per_bucket = 1 << 20
     groups, cur, cur_size = [], [], 0
     for h, d in docs:
         cur.append((h, d))
         cur_size += len(d) + 1
-        if cur_size >= per_bucket:
+        if cur_size >= 1 << 20:
             groups.append(cur)
             cur, cur_size = [], 0
     if cur:
         groups.append(cur)
-    t = time.time()
+    return tok, bucket.VocabInfo(tokens), groups, size
+
+
+def _hot_run(tok, info, groups, dupe_factor, write):
+    """Tokenise + instances + masks + records of every bucket, records to write(bytes).
+    Returns the number of instances."""
+    from components.pretraining_data import bucket
+    from components.pretraining_data.options import PretrainingDataOptions
+
+    options = PretrainingDataOptions(dupe_factor=dupe_factor)
     n = 0
     for i, g in enumerate(groups):
         pieces, stats = bucket.process_bucket("train", i, g, tok, options, num_pieces=4)
         for piece in pieces:
             if piece is not None:
-                bucket.write_records(piece, info, options, lambda data: None)
+                bucket.write_records(piece, info, options, write)
         n += stats.num_instances
+    return n
+
+
+def _hot_path(corpus_path, vocab_path, dupe_factor, mb=4):
+    """Tokenise + instances + masks + encode of ~mb MB in this process (one core)."""
+    tok, info, groups, size = _hot_inputs(corpus_path, vocab_path, mb)
+    t = time.time()
+    n = _hot_run(tok, info, groups, dupe_factor, lambda data: None)
     dt = time.time() - t
     return size / 2**20 / dt, n / dt
+
+
+def _ceiling_child(corpus_path, vocab_path, dupe_factor, mb, barrier, results):
+    """One process of _ceiling: the hot path on ~mb MB, records written to a temp file,
+    timed from a start shared by all processes."""
+    tok, info, groups, _ = _hot_inputs(corpus_path, vocab_path, mb)
+    with tempfile.TemporaryFile(dir=OUT) as f:
+        barrier.wait()
+        _hot_run(tok, info, groups, dupe_factor, f.write)
+        f.flush()
+    results.put(time.time())
+
+
+def _ceiling(corpus_path, vocab_path, dupe_factor, workers, repeats, mb=16):
+    """This machine's scaling ceiling for this work: the hot path with writing, in 1
+    and in `workers` separate processes started together (no Beam, no GIL or memory
+    shared), each process doing the same ~mb MB. Returns the per-round ratios of
+    throughput (workers * wall with 1 / wall with `workers`), rounds interleaved."""
+    ctx = multiprocessing.get_context("spawn")
+    ratios = []
+    for _ in range(repeats):
+        walls = {}
+        for n in (1, workers):
+            barrier, results = ctx.Barrier(n + 1), ctx.Queue()
+            procs = [ctx.Process(target=_ceiling_child, args=(corpus_path, vocab_path,
+                                                             dupe_factor, mb, barrier, results))
+                     for _ in range(n)]
+            for p in procs:
+                p.start()
+            barrier.wait()
+            start = time.time()
+            walls[n] = max(results.get() for _ in procs) - start
+            for p in procs:
+                p.join()
+        ratios.append(workers * walls[1] / walls[workers])
+    return sorted(ratios)
 
 
 def _run_child(args, corpus_path, workers, mode):
@@ -174,6 +229,8 @@ def main(argv=None):
                              "imported and the tokenizer built before the clock starts: the "
                              "steady state of a long-lived worker)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
+    parser.add_argument("--ceiling_rounds", type=int, default=5,
+                        help="rounds of the machine-ceiling measurement (0: skip it)")
     parser.add_argument("--dupe_factor", type=int, default=10)
     parser.add_argument("--num_shards", type=int, default=4)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -193,6 +250,15 @@ def main(argv=None):
           f"{os.getloadavg()[0]:.1f}")
     mbps, ips = _hot_path(corpora[0], args.vocab, args.dupe_factor)
     print(f"hot path, 1 core, no Beam: {mbps:.2f} MB/s of raw text, {ips:,.0f} instances/s")
+    scaled = max(int(x) for x in args.workers.split(","))
+    ceiling = None
+    if scaled > 1 and args.ceiling_rounds:
+        ratios = _ceiling(corpora[0], args.vocab, args.dupe_factor, scaled, args.ceiling_rounds)
+        ceiling = ratios[len(ratios) // 2]
+        print(f"machine ceiling: the hot path plus writing in {scaled} separate processes "
+              f"started together (no Beam, nothing shared) = {ceiling:.2f}x the throughput of "
+              f"1 (median of {len(ratios)} interleaved rounds: "
+              f"{', '.join(f'{x:.2f}' for x in ratios)})")
     for corpus_path in corpora:
         mb = os.path.getsize(corpus_path) / 2**20
         print(f"\ncorpus {corpus_path}: {mb:.1f} MB")
@@ -213,9 +279,12 @@ def main(argv=None):
                                 if r[1] is not None and r[w] is not None)
                 if ratios:
                     listed = ", ".join(f"{x:.2f}" for x in ratios)
-                    print(f"  {mode}: {w} workers / 1 worker = {ratios[len(ratios) // 2]:.2f}x "
+                    median = ratios[len(ratios) // 2]
+                    of_ceiling = (f", {median / ceiling:.0%} of the machine ceiling"
+                                  if ceiling and w == scaled else "")
+                    print(f"  {mode}: {w} workers / 1 worker = {median:.2f}x "
                           f"(median of {len(ratios)} interleaved rounds: {listed}; "
-                          f"parallel efficiency {ratios[len(ratios) // 2] / w:.0%})")
+                          f"parallel efficiency {median / w:.0%}{of_ceiling})")
     return 0
 
 

@@ -170,7 +170,7 @@ def test_replaces_existing_output_atomically_and_failure_leaves_no_output(corpus
     def boom(*args, **kwargs):
         raise RuntimeError("worker failed")
 
-    monkeypatch.setattr(bucket, "process_bucket", boom)
+    monkeypatch.setattr(bucket, "process_spill_blocks", boom)
     with pytest.raises(Exception, match="worker failed"):
         beam_job.run_prepare_data([str(d / "corpus_a.txt")], vocab, str(out), OPTIONS, IN_PROCESS)
     assert _files_bytes(str(out)) == before  # old output untouched
@@ -242,3 +242,60 @@ def test_a_shard_writer_retried_after_a_failure_writes_the_same_shard(corpus, tm
                                                monkeypatch)
     assert len(once) > 1000 and retried == once
     assert stats_retried == stats_once and stats_once["train_num_documents"] == 30
+
+
+def _spill_block(documents):
+    """(hash, text) pairs in the spill format (hash16 | uint32 length | text)."""
+    return b"".join(h + len(t).to_bytes(4, "little") + t for h, t in documents)
+
+
+def test_join_documents_is_pythons_sort_and_join():
+    """_documents.join_documents sorts a bucket's documents as sorted() sorts (hash, text)
+    pairs (ties on the hash broken by the text, a prefix first) and joins them."""
+    from components.pretraining_data import _documents
+
+    rng = np.random.default_rng(3)
+    hashes = [bytes(rng.integers(0, 256, 16, dtype=np.uint8)) for _ in range(40)]
+    docs = []
+    for i in range(300):
+        text = b"\n".join(bytes(rng.integers(97, 100, rng.integers(1, 6), dtype=np.uint8))
+                          for _ in range(rng.integers(1, 4)))
+        docs.append((hashes[i % 40], text))  # 40 hashes: many ties
+    docs += [(hashes[0], b"ab"), (hashes[0], b"a"), (hashes[0], b"abc"), (hashes[1], b"a\xff\nb")]
+    order = rng.permutation(len(docs))
+    blocks = [_spill_block([docs[i] for i in part]) for part in np.array_split(order, 7)]
+    text, starts, lines = _documents.join_documents(blocks + [b""])
+    expected = [t for _, t in sorted(docs)]
+    assert text == b"\n".join(expected)
+    starts = np.frombuffer(starts, np.int64)
+    assert starts.tolist() == np.cumsum([0] + [len(t) + 1 for t in expected]).tolist()
+    assert [text[a:b - 1] for a, b in zip(starts[:-1], starts[1:])] == expected
+    assert np.frombuffer(lines, np.int64).tolist() == [t.count(b"\n") + 1 for t in expected]
+    empty = _documents.join_documents([])
+    assert empty[0] == b"" and np.frombuffer(empty[1], np.int64).tolist() == [0]
+    with pytest.raises(ValueError, match="spill block 1 is truncated at byte 0"):
+        _documents.join_documents([blocks[0], blocks[1][:19]])
+    with pytest.raises(ValueError, match="spill block 0 is truncated at byte 0"):
+        _documents.join_documents([blocks[0][:30]])
+
+
+def test_spill_blocks_make_the_same_bucket_as_documents(corpus):
+    """The job's path (spill blocks joined in C) gives the same pieces and statistics as
+    process_bucket on the decoded documents, with the tokenizer cut into several batches."""
+    d, vocab = corpus
+    tokenizer = beam_job._tokenizer_for(vocab, True)
+    text = (d / "corpus_a.txt").read_bytes() + b"\n\n" + (d / "corpus_b.txt").read_bytes()
+    documents = [(bucket.document_hash(doc.split(b"\n"), 0), doc)
+                 for doc in text.strip().split(b"\n\n")]
+    blocks = [_spill_block(documents[i::3]) for i in range(3)]
+    for batch_bytes in (bucket._TOKENIZE_BATCH_BYTES, 500):
+        old = bucket._TOKENIZE_BATCH_BYTES
+        bucket._TOKENIZE_BATCH_BYTES = batch_bytes
+        try:
+            pieces, stats = bucket.process_bucket("train", 4, documents, tokenizer, OPTIONS, 3)
+            joined_pieces, joined_stats = bucket.process_spill_blocks("train", 4, blocks,
+                                                                      tokenizer, OPTIONS, 3)
+        finally:
+            bucket._TOKENIZE_BATCH_BYTES = old
+        assert stats == joined_stats and stats.num_documents == 60
+        assert [p.to_bytes() for p in pieces] == [p.to_bytes() for p in joined_pieces]

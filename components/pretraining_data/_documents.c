@@ -305,9 +305,136 @@ static PyObject *document_hash(PyObject *self, PyObject *args) {
     return PyBytes_FromStringAndSize((const char *)h, 16);
 }
 
+/* ---------------------------------------------------------------- joining a bucket */
+
+typedef struct {
+    const uint8_t *hash; /* 16 bytes */
+    const uint8_t *text;
+    uint32_t len;
+} Doc;
+
+/* The order of Python's sorted() on (hash, text) pairs of bytes. */
+static int compare_docs(const void *a, const void *b) {
+    const Doc *x = (const Doc *)a, *y = (const Doc *)b;
+    int c = memcmp(x->hash, y->hash, 16);
+    if (c) return c;
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    c = n ? memcmp(x->text, y->text, n) : 0;
+    if (c) return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Walks the spill blocks: counts documents and text bytes, or fills `docs` when
+ * given. Returns the index of the first malformed block, or -1. */
+static Py_ssize_t scan_blocks(const Py_buffer *views, Py_ssize_t num_blocks, Doc *docs,
+                              size_t *num_docs, size_t *text_bytes, size_t *bad_offset) {
+    size_t n = 0, bytes = 0;
+    for (Py_ssize_t i = 0; i < num_blocks; i++) {
+        const uint8_t *p = (const uint8_t *)views[i].buf;
+        size_t len = (size_t)views[i].len, pos = 0;
+        while (pos < len) {
+            uint32_t size;
+            if (len - pos < 20) {
+                *bad_offset = pos;
+                return i;
+            }
+            memcpy(&size, p + pos + 16, 4);
+            if (len - pos - 20 < size) {
+                *bad_offset = pos;
+                return i;
+            }
+            if (docs) docs[n] = (Doc){p + pos, p + pos + 20, size};
+            n++;
+            bytes += size;
+            pos += 20 + (size_t)size;
+        }
+    }
+    *num_docs = n;
+    *text_bytes = bytes;
+    return -1;
+}
+
+PyDoc_STRVAR(join_documents_doc,
+"join_documents(blocks) -> (text, starts, lines)\n\n"
+"blocks: spill-format bytes (hash16 | uint32 length | text, repeated), e.g. one bucket's\n"
+"blocks from every input range. Sorts all their documents by (hash, text), the order of\n"
+"sorted() on (hash, text) pairs, and joins the texts with '\\n', without the GIL.\n"
+"text: bytes; starts: int64 [D + 1] (bytes): document i is text[starts[i]:starts[i + 1] - 1]\n"
+"(starts is [0] when there is no document);\n"
+"lines: int64 [D] (bytes): each document's number of lines.");
+
+static PyObject *join_documents(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *blocks_obj;
+    if (!PyArg_ParseTuple(args, "O", &blocks_obj)) return NULL;
+    PyObject *seq = PySequence_Fast(blocks_obj, "join_documents: blocks must be a sequence.");
+    if (seq == NULL) return NULL;
+    Py_ssize_t num_blocks = PySequence_Fast_GET_SIZE(seq), got = 0;
+    PyObject *result = NULL, *text = NULL, *starts = NULL, *lines = NULL;
+    Doc *docs = NULL;
+    Py_buffer *views = PyMem_Calloc(num_blocks ? (size_t)num_blocks : 1, sizeof(Py_buffer));
+    if (views == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; got < num_blocks; got++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+    size_t num_docs = 0, text_bytes = 0, bad_offset = 0;
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    bad = scan_blocks(views, num_blocks, NULL, &num_docs, &text_bytes, &bad_offset);
+    Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "spill block %zd is truncated at byte %zu.", bad,
+                     bad_offset);
+        goto done;
+    }
+    size_t joined = num_docs ? text_bytes + num_docs - 1 : 0;
+    docs = malloc((num_docs ? num_docs : 1) * sizeof(Doc));
+    text = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)joined);
+    starts = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * (num_docs + 1)));
+    lines = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * num_docs));
+    if (docs == NULL || text == NULL || starts == NULL || lines == NULL) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(text);
+    int64_t *start = (int64_t *)PyBytes_AS_STRING(starts);
+    int64_t *line = (int64_t *)PyBytes_AS_STRING(lines);
+    Py_BEGIN_ALLOW_THREADS
+    scan_blocks(views, num_blocks, docs, &num_docs, &text_bytes, &bad_offset);
+    qsort(docs, num_docs, sizeof(Doc), compare_docs);
+    size_t pos = 0;
+    for (size_t i = 0; i < num_docs; i++) {
+        if (i) out[pos++] = '\n';
+        start[i] = (int64_t)pos;
+        memcpy(out + pos, docs[i].text, docs[i].len);
+        int64_t count = 1;
+        for (const uint8_t *q = docs[i].text, *end = q + docs[i].len;
+             (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+            count++;
+        line[i] = count;
+        pos += docs[i].len;
+    }
+    start[num_docs] = num_docs ? (int64_t)pos + 1 : 0;
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(OOO)", text, starts, lines);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    free(docs);
+    Py_XDECREF(text);
+    Py_XDECREF(starts);
+    Py_XDECREF(lines);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"bucket_documents", bucket_documents, METH_VARARGS, bucket_documents_doc},
     {"document_hash", document_hash, METH_VARARGS, document_hash_doc},
+    {"join_documents", join_documents, METH_VARARGS, join_documents_doc},
     {NULL, NULL, 0, NULL},
 };
 

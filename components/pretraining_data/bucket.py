@@ -98,7 +98,7 @@ class InstancePiece:
         return cls(tokens, spans.reshape(num_spans, 5), seed)
 
 
-def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[bytes, List[bytes]]],
+def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[bytes, bytes]],
                    tokenizer, options: PretrainingDataOptions, num_pieces: int = 1):
     """Makes all instances of one bucket, in a seeded random order, cut into pieces.
 
@@ -114,23 +114,48 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
       (pieces, stats): num_pieces InstancePieces (None for an empty one) and the
       bucket's BucketStats (num_masked is counted when the records are built).
     """
-    docs = sorted(documents)  # hash order, the original's shuffle of documents
-    texts = [text for _, text in docs]
-    stats = BucketStats(num_documents=len(docs))
-    stats.raw_bytes = sum(map(len, texts)) + len(texts)
-    lines_per_document = [text.count(b"\n") + 1 for text in texts]
+    texts = [text for _, text in sorted(documents)]  # hash order, the original's shuffle
+    starts = np.cumsum([0] + [len(text) + 1 for text in texts], dtype=np.int64)
+    lines = np.array([text.count(b"\n") + 1 for text in texts], np.int64)
+    return _process_joined(split, bucket_index, b"\n".join(texts), starts, lines, tokenizer,
+                           options, num_pieces)
+
+
+def process_spill_blocks(split: str, bucket_index: int, blocks: Sequence[bytes], tokenizer,
+                         options: PretrainingDataOptions, num_pieces: int = 1):
+    """process_bucket on the bucket's spill blocks (hash16 | uint32 length | text, as
+    _documents.c writes them): same result, but the documents are sorted and joined
+    in C without the GIL (_documents.join_documents) instead of one Python object each."""
+    text, starts, lines = _documents.join_documents(blocks)
+    return _process_joined(split, bucket_index, text, np.frombuffer(starts, np.int64),
+                           np.frombuffer(lines, np.int64), tokenizer, options, num_pieces)
+
+
+def _process_joined(split, bucket_index, text: bytes, starts: np.ndarray, lines: np.ndarray,
+                    tokenizer, options, num_pieces):
+    """process_bucket's work on the bucket's documents, sorted by hash and joined.
+
+    Args:
+      text: the D documents' texts joined by b"\\n".
+      starts: int64 [D + 1]; document i is text[starts[i]:starts[i + 1] - 1].
+      lines: int64 [D], lines per document.
+    """
+    num_docs = len(lines)
+    stats = BucketStats(num_documents=num_docs)
+    stats.raw_bytes = len(text) + 1 if num_docs else 0
     ids, lengths = [], []
-    start, size = 0, 0
-    for end, text in enumerate(texts, 1):  # ~4 MB of text per tokenizer call
-        size += len(text) + 1
-        if size >= _TOKENIZE_BATCH_BYTES or end == len(texts):
-            batch_ids, batch_lengths = tokenizer.tokenize_text(b"\n".join(texts[start:end]))
-            ids.append(batch_ids)
-            lengths.append(batch_lengths)
-            start, size = end, 0
+    first = 0
+    while first < num_docs:  # ~4 MB of text per tokenizer call, whole documents
+        end = int(np.searchsorted(starts, starts[first] + _TOKENIZE_BATCH_BYTES))
+        end = min(max(end, first + 1), num_docs)
+        batch = text if (first, end) == (0, num_docs) else text[starts[first]:starts[end] - 1]
+        batch_ids, batch_lengths = tokenizer.tokenize_text(batch)
+        ids.append(batch_ids)
+        lengths.append(batch_lengths)
+        first = end
     flat = np.concatenate(ids) if ids else np.zeros(0, np.int32)
     sentence_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    tokenized = instances.pack_documents(flat, sentence_lengths, lines_per_document)
+    tokenized = instances.pack_documents(flat, sentence_lengths, lines)
     stats.num_documents = tokenized.num_documents  # documents with any token left
     stats.num_sentences = tokenized.num_sentences
     stats.num_tokens = int(len(tokenized.tokens))

@@ -10,7 +10,7 @@ are sorted by hash, so the output does not depend on the order Beam delivers
 them in, nor on the number of workers.
 """
 import dataclasses
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, Sequence, Tuple
 
 import numpy as np
 

@@ -94,7 +94,8 @@ def _cpu_seconds():
 
 def _hot_inputs(corpus_path, vocab_path, mb):
     """The tokenizer (graph traced), vocabulary info, and ~mb MB of the corpus's
-    documents in ~1 MB buckets: [[(hash, text)]], and their raw size in bytes."""
+    documents in ~1 MB buckets, each one spill block (hash16 | uint32 length | text,
+    as the job's buckets arrive), and their raw size in bytes."""
     from components.pretraining_data import bucket, text_reader, tokenization, vocab
 
     tokens = vocab.load_vocabulary(vocab_path)
@@ -111,13 +112,13 @@ def _hot_inputs(corpus_path, vocab_path, mb):
             break
     groups, cur, cur_size = [], [], 0
     for h, d in docs:
-        cur.append((h, d))
+        cur.append(h + len(d).to_bytes(4, "little") + d)
         cur_size += len(d) + 1
         if cur_size >= 1 << 20:
-            groups.append(cur)
+            groups.append(b"".join(cur))
             cur, cur_size = [], 0
     if cur:
-        groups.append(cur)
+        groups.append(b"".join(cur))
     return tok, bucket.VocabInfo(tokens), groups, size
 
 
@@ -129,8 +130,9 @@ def _hot_run(tok, info, groups, dupe_factor, write):
 
     options = PretrainingDataOptions(dupe_factor=dupe_factor)
     n = 0
-    for i, g in enumerate(groups):
-        pieces, stats = bucket.process_bucket("train", i, g, tok, options, num_pieces=4)
+    for i, block in enumerate(groups):
+        pieces, stats = bucket.process_spill_blocks("train", i, [block], tok, options,
+                                                    num_pieces=4)
         for piece in pieces:
             if piece is not None:
                 bucket.write_records(piece, info, options, write)

@@ -96,7 +96,7 @@ def _hot_inputs(corpus_path, vocab_path, mb):
     """The tokenizer (graph traced), vocabulary info, and ~mb MB of the corpus's
     documents in ~1 MB buckets, each one spill block (hash16 | uint32 length | text,
     as the job's buckets arrive), and their raw size in bytes."""
-    from components.pretraining_data import bucket, text_reader, tokenization, vocab
+    from components.pretraining_data import beam_job, bucket, text_reader, tokenization, vocab
 
     tokens = vocab.load_vocabulary(vocab_path)
     tok = tokenization.BertTokenizer(tokens, True)
@@ -112,13 +112,13 @@ def _hot_inputs(corpus_path, vocab_path, mb):
             break
     groups, cur, cur_size = [], [], 0
     for h, d in docs:
-        cur.append(h + len(d).to_bytes(4, "little") + d)
+        cur.append((h, d))
         cur_size += len(d) + 1
         if cur_size >= 1 << 20:
-            groups.append(b"".join(cur))
+            groups.append(beam_job.encode_documents(cur))
             cur, cur_size = [], 0
     if cur:
-        groups.append(b"".join(cur))
+        groups.append(beam_job.encode_documents(cur))
     return tok, bucket.VocabInfo(tokens), groups, size
 
 
@@ -283,7 +283,7 @@ def main(argv=None):
                     listed = ", ".join(f"{x:.2f}" for x in ratios)
                     median = ratios[len(ratios) // 2]
                     of_ceiling = (f", {median / ceiling:.0%} of the machine ceiling"
-                                  if ceiling and w == scaled else "")
+                                  if ceiling else "")
                     print(f"  {mode}: {w} workers / 1 worker = {median:.2f}x "
                           f"(median of {len(ratios)} interleaved rounds: {listed}; "
                           f"parallel efficiency {median / w:.0%}{of_ceiling})")

@@ -198,6 +198,12 @@ def test_bad_inputs_fail_early_with_the_culprit_named(corpus, tmp_path):
     assert os.listdir(tmp_path) == ["bad_vocab.txt"]
 
 
+def _hashed_documents(text):
+    """Corpus text (blank line between documents) -> (hash, text) pairs, seed 0."""
+    return [(bucket.document_hash(doc.split(b"\n"), 0), doc)
+            for doc in text.strip().split(b"\n\n")]
+
+
 def _shard_writer_run(staging, vocab, documents, monkeypatch=None):
     """Pieces of one bucket -> _WriteShards.process for shard 0; returns its shard bytes.
 
@@ -235,18 +241,12 @@ def test_a_shard_writer_retried_after_a_failure_writes_the_same_shard(corpus, tm
     pieces, so the retry (Dataflow retries failed work items) rewrites the same bytes."""
     d, vocab = corpus
     text = (d / "corpus_a.txt").read_bytes()
-    documents = [(bucket.document_hash(doc.split(b"\n"), 0), doc)
-                 for doc in text.strip().split(b"\n\n")]
+    documents = _hashed_documents(text)
     once, stats_once = _shard_writer_run(str(tmp_path / "a"), vocab, documents)
     retried, stats_retried = _shard_writer_run(str(tmp_path / "b"), vocab, documents,
                                                monkeypatch)
     assert len(once) > 1000 and retried == once
     assert stats_retried == stats_once and stats_once["train_num_documents"] == 30
-
-
-def _spill_block(documents):
-    """(hash, text) pairs in the spill format (hash16 | uint32 length | text)."""
-    return b"".join(h + len(t).to_bytes(4, "little") + t for h, t in documents)
 
 
 def test_join_documents_is_pythons_sort_and_join():
@@ -263,7 +263,9 @@ def test_join_documents_is_pythons_sort_and_join():
         docs.append((hashes[i % 40], text))  # 40 hashes: many ties
     docs += [(hashes[0], b"ab"), (hashes[0], b"a"), (hashes[0], b"abc"), (hashes[1], b"a\xff\nb")]
     order = rng.permutation(len(docs))
-    blocks = [_spill_block([docs[i] for i in part]) for part in np.array_split(order, 7)]
+    blocks = [beam_job.encode_documents([docs[i] for i in part])
+              for part in np.array_split(order, 7)]
+    assert [d for b in blocks for d in beam_job.decode_documents(b)] == [docs[i] for i in order]
     text, starts, lines = _documents.join_documents(blocks + [b""])
     expected = [t for _, t in sorted(docs)]
     assert text == b"\n".join(expected)
@@ -285,9 +287,8 @@ def test_spill_blocks_make_the_same_bucket_as_documents(corpus):
     d, vocab = corpus
     tokenizer = beam_job._tokenizer_for(vocab, True)
     text = (d / "corpus_a.txt").read_bytes() + b"\n\n" + (d / "corpus_b.txt").read_bytes()
-    documents = [(bucket.document_hash(doc.split(b"\n"), 0), doc)
-                 for doc in text.strip().split(b"\n\n")]
-    blocks = [_spill_block(documents[i::3]) for i in range(3)]
+    documents = _hashed_documents(text)
+    blocks = [beam_job.encode_documents(documents[i::3]) for i in range(3)]
     for batch_bytes in (bucket._TOKENIZE_BATCH_BYTES, 500):
         old = bucket._TOKENIZE_BATCH_BYTES
         bucket._TOKENIZE_BATCH_BYTES = batch_bytes

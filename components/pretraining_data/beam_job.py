@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -122,6 +122,12 @@ class _SpillDocuments(beam.DoFn):
                 f.write(block)
                 yield key, (path, offset, len(block))
                 offset += len(block)
+
+
+def encode_documents(documents: Iterable[Tuple[bytes, bytes]]) -> bytes:
+    """(hash, text) pairs -> a spill block, as _documents.c writes it (decode_documents'
+    inverse; for tests and benchmarks that make buckets without the spill stage)."""
+    return b"".join(h + len(text).to_bytes(4, "little") + text for h, text in documents)
 
 
 def decode_documents(block: bytes) -> Iterator[Tuple[bytes, bytes]]:

@@ -104,6 +104,38 @@ def test_garbage_collection_is_unfrozen_after_a_run(corpus, tmp_path):
     assert gc.get_freeze_count() == frozen_before
 
 
+def test_collector_paused_for_the_import_then_restored_and_new_objects_frozen():
+    """While TensorFlow is imported the collector is off; afterwards it is as before, and
+    inside a job (objects frozen) the objects made meanwhile are frozen too."""
+    import gc
+
+    assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
+    with beam_job._collector_paused():
+        assert not gc.isenabled()
+        unfrozen = [[i] for i in range(1000)]  # containers, tracked by the collector
+    assert gc.isenabled() and len(unfrozen) == 1000
+    assert gc.get_freeze_count() == frozen_before  # no job running: nothing frozen
+
+    gc.freeze()  # as _long_lived_objects_frozen does for a job
+    try:
+        frozen = gc.get_freeze_count()
+        with beam_job._collector_paused():
+            made = [[i] for i in range(1000)]
+        assert gc.get_freeze_count() >= frozen + len(made)
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        with beam_job._collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_train_and_eval_are_disjoint_by_document(two_worker_run):
     out, _ = two_worker_run
     markers = marker_ids()

@@ -178,11 +178,37 @@ def _tokenizer_for(vocab_file: str, do_lower_case: bool):
 
 @functools.lru_cache(maxsize=2)
 def _build_tokenizer(vocab_file: str, do_lower_case: bool):
-    from components.pretraining_data import tokenization  # imports TensorFlow
+    with _collector_paused():
+        from components.pretraining_data import tokenization  # imports TensorFlow
 
-    tokenizer = tokenization.BertTokenizer(vocab_lib.load_vocabulary(vocab_file), do_lower_case)
-    tokenizer.tokenize_text(b"warm up")  # traces its graph here, not in the first bucket
+        tokenizer = tokenization.BertTokenizer(vocab_lib.load_vocabulary(vocab_file),
+                                               do_lower_case)
+        tokenizer.tokenize_text(b"warm up")  # traces its graph here, not in the first bucket
     return tokenizer
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Pauses automatic garbage collection while TensorFlow is imported.
+
+    The import creates hundreds of thousands of objects that live as long as the
+    process, and so sets off collections that free nothing (~600 young ones and 4
+    full ones, each full one walking every object so far), all with the GIL held
+    while the job's other threads wait. Without them the import takes 3.5 s of CPU
+    instead of 4.8 s (medians of 6, measured).
+    If the job has frozen its long-lived objects (_long_lived_objects_frozen), the
+    new ones join them before the collector resumes; otherwise the first young
+    collection afterwards would walk them all at once (~0.4 s, measured).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count():
+            gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 class _MakeInstances(beam.DoFn):

@@ -12,7 +12,8 @@ The worker counts run interleaved, round by round, and the scaling figure is
 the median of the per-round ratios (wall time with 1 worker / with N). The "warm"
 mode imports TensorFlow and builds the tokenizer before the clock starts: the
 steady state of a long-lived worker, i.e. what the per-core figure converges to
-on a corpus large enough to hide that ~5 s. Also prints the hot path alone
+on a corpus large enough to hide that ~5 s. Cold runs report that start-up (from
+the job's "Tokenizer ready" log record) and the bound it puts on their scaling. Also prints the hot path alone
 (tokenise + instances + masks + records of 1 MB buckets, one core, no Beam), and
 this machine's scaling ceiling for that work: the hot path with writing in N
 separate processes started together against 1 (nothing shared, so the ratio is
@@ -25,6 +26,7 @@ The corpora (one per size) come from benchmarks/corpus.py, the vocabulary
 """
 import argparse
 import json
+import logging
 import multiprocessing
 import os
 import resource
@@ -71,6 +73,10 @@ def _one_run(args):
     beam_args = [f"--direct_num_workers={args.one}", f"--direct_running_mode={args.mode}"]
     if args.warm:  # import TensorFlow and build the tokenizer before the clock starts
         beam_job._tokenizer_for(args.vocab, options.do_lower_case)
+    start_up = _StartUpRecorder()  # a cold run's TensorFlow import + tokenizer build
+    job_log = logging.getLogger(beam_job.__name__)
+    job_log.setLevel(logging.INFO)
+    job_log.addHandler(start_up)
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         t, cpu = time.time(), _cpu_seconds()
         stats = beam_job.run_prepare_data([args.corpus], args.vocab, os.path.join(tmp, "records"),
@@ -81,9 +87,28 @@ def _one_run(args):
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"workers": args.one, "mode": args.mode, "wall": wall, "cpu": cpu,
-                      "stats": stats,
+                      "start_up": start_up.seconds, "stats": stats,
                       "out_bytes": out_bytes, "rss_driver_mb": rss_self,
                       "rss_worker_max_mb": rss_children}))
+
+
+class _StartUpRecorder(logging.Handler):
+    """Keeps the seconds the job's tokenizer build took (TensorFlow import included),
+    from the job's "Tokenizer ready" log record; None if it was built before."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.seconds = None
+
+    def emit(self, record):
+        self.seconds = getattr(record, "tokenizer_build_seconds", self.seconds)
+
+
+def _start_up_bound(one, many, workers):
+    """Amdahl's bound on a cold round's speed-up with N workers: the N-worker run's own
+    start-up (serial), then the 1-worker run's remaining work split perfectly."""
+    rest = max(0.0, one["wall"] - one["start_up"])
+    return one["wall"] / (many["start_up"] + rest / workers)
 
 
 def _cpu_seconds():
@@ -209,8 +234,10 @@ def _print_median(mode, workers, mb, runs):
            f"{r['rss_worker_max_mb']:.0f} MB" if mode == "multi_processing" else
            f"peak RSS {r['rss_driver_mb']:.0f} MB (one process)")
     walls = ", ".join(f"{x['wall']:.1f}" for x in runs)
+    start_up = (f", of which {r['start_up']:.1f} s TensorFlow import + tokenizer build"
+                if r.get("start_up") is not None else "")
     print(f"  {mode}, {workers} worker(s): {r['wall']:.1f} s wall (median of {len(runs)}: "
-          f"{walls}), {mb / r['wall'] / workers:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s "
+          f"{walls}{start_up}), {mb / r['wall'] / workers:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s "
           f"total), {inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
           f"{r['out_bytes'] / 2**20:.0f} MB of records), CPU {r['cpu']:.1f} s "
           f"({r['cpu'] / r['wall']:.2f} cores busy), {rss}")
@@ -287,6 +314,15 @@ def main(argv=None):
                     print(f"  {mode}: {w} workers / 1 worker = {median:.2f}x "
                           f"(median of {len(ratios)} interleaved rounds: {listed}; "
                           f"parallel efficiency {median / w:.0%}{of_ceiling})")
+                    bounds = sorted(_start_up_bound(r[1], r[w], w) for r in rounds
+                                    if r[1] is not None and r[w] is not None
+                                    and r[1].get("start_up") is not None
+                                    and r[w].get("start_up") is not None)
+                    if bounds:
+                        print(f"    Amdahl bound from the start-up: at most "
+                              f"{bounds[len(bounds) // 2]:.2f}x with {w} workers, if all but "
+                              "the start-up scaled perfectly (it runs on one core, and no "
+                              "bucket can be tokenised before it ends)")
     return 0
 
 

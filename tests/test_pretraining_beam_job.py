@@ -136,6 +136,20 @@ def test_collector_paused_for_the_import_then_restored_and_new_objects_frozen():
         gc.enable()
 
 
+def test_tokenizer_build_logs_its_duration(corpus, caplog):
+    """The build's "Tokenizer ready" record carries its seconds (the benchmark reads them)."""
+    import logging
+
+    _, vocab = corpus
+    with caplog.at_level(logging.INFO, logger=beam_job.__name__):
+        tokenizer = beam_job._build_tokenizer.__wrapped__(vocab, True)  # not the cached one
+    records = [r for r in caplog.records if hasattr(r, "tokenizer_build_seconds")]
+    assert len(records) == 1 and records[0].name == beam_job.__name__
+    assert 0 < records[0].tokenizer_build_seconds < 600
+    assert "Tokenizer ready in" in records[0].getMessage()
+    assert len(tokenizer.tokenize_text(b"hello world")[1]) == 1  # one line tokenised
+
+
 def test_train_and_eval_are_disjoint_by_document(two_worker_run):
     out, _ = two_worker_run
     markers = marker_ids()

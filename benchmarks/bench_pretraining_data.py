@@ -13,12 +13,12 @@ the median of the per-round ratios (wall time with 1 worker / with N). The "warm
 mode imports TensorFlow and builds the tokenizer before the clock starts: the
 steady state of a long-lived worker, i.e. what the per-core figure converges to
 on a corpus large enough to hide that ~5 s. Cold runs report that start-up (from
-the job's "Tokenizer ready" log record) and the bound it puts on their scaling. Also prints the hot path alone
-(tokenise + instances + masks + records of 1 MB buckets, one core, no Beam), and
-this machine's scaling ceiling for that work: the hot path with writing in N
-separate processes started together against 1 (nothing shared, so the ratio is
-what the cores, caches and memory allow); the job's scaling is also given as a
-share of it.
+the job's "Tokenizer ready" log record) and the bound it puts on their scaling.
+Also prints the hot path alone (tokenise + instances + masks + records of 1 MB
+buckets, one core, no Beam), and this machine's scaling ceiling for that work:
+the hot path with writing in N separate processes started together against 1
+(nothing shared, so the ratio is what the cores, caches and memory allow); the
+job's scaling is also given as a share of it.
 
 Defaults: max_seq_length 128, dupe_factor 10, the rest as google-research/bert.
 The corpora (one per size) come from benchmarks/corpus.py, the vocabulary
@@ -237,8 +237,8 @@ def _print_median(mode, workers, mb, runs):
     start_up = (f", of which {r['start_up']:.1f} s TensorFlow import + tokenizer build"
                 if r.get("start_up") is not None else "")
     print(f"  {mode}, {workers} worker(s): {r['wall']:.1f} s wall (median of {len(runs)}: "
-          f"{walls}{start_up}), {mb / r['wall'] / workers:.2f} MB/s/core ({mb / r['wall']:.2f} MB/s "
-          f"total), {inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
+          f"{walls}{start_up}), {mb / r['wall'] / workers:.2f} MB/s/core "
+          f"({mb / r['wall']:.2f} MB/s total), {inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
           f"{r['out_bytes'] / 2**20:.0f} MB of records), CPU {r['cpu']:.1f} s "
           f"({r['cpu'] / r['wall']:.2f} cores busy), {rss}")
 

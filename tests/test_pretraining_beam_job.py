@@ -342,7 +342,7 @@ def test_join_documents_is_pythons_sort_and_join():
         _documents.join_documents([blocks[0][:30]])
 
 
-def test_spill_blocks_make_the_same_bucket_as_documents(corpus):
+def test_spill_blocks_make_the_same_bucket_as_documents(corpus, monkeypatch):
     """The job's path (spill blocks joined in C) gives the same pieces and statistics as
     process_bucket on the decoded documents, with the tokenizer cut into several batches."""
     d, vocab = corpus
@@ -351,13 +351,9 @@ def test_spill_blocks_make_the_same_bucket_as_documents(corpus):
     documents = _hashed_documents(text)
     blocks = [beam_job.encode_documents(documents[i::3]) for i in range(3)]
     for batch_bytes in (bucket._TOKENIZE_BATCH_BYTES, 500):
-        old = bucket._TOKENIZE_BATCH_BYTES
-        bucket._TOKENIZE_BATCH_BYTES = batch_bytes
-        try:
-            pieces, stats = bucket.process_bucket("train", 4, documents, tokenizer, OPTIONS, 3)
-            joined_pieces, joined_stats = bucket.process_spill_blocks("train", 4, blocks,
-                                                                      tokenizer, OPTIONS, 3)
-        finally:
-            bucket._TOKENIZE_BATCH_BYTES = old
+        monkeypatch.setattr(bucket, "_TOKENIZE_BATCH_BYTES", batch_bytes)
+        pieces, stats = bucket.process_bucket("train", 4, documents, tokenizer, OPTIONS, 3)
+        joined_pieces, joined_stats = bucket.process_spill_blocks("train", 4, blocks,
+                                                                  tokenizer, OPTIONS, 3)
         assert stats == joined_stats and stats.num_documents == 60
         assert [p.to_bytes() for p in pieces] == [p.to_bytes() for p in joined_pieces]

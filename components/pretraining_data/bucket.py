@@ -102,6 +102,10 @@ def process_bucket(split: str, bucket_index: int, documents: Iterable[Tuple[byte
                    tokenizer, options: PretrainingDataOptions, num_pieces: int = 1):
     """Makes all instances of one bucket, in a seeded random order, cut into pieces.
 
+    Takes the documents as Python objects: the plain statement of the bucket's work,
+    which tests check the job's path (process_spill_blocks, documents joined in C)
+    against; the Beam job itself calls process_spill_blocks.
+
     Args:
       split: TRAIN or EVAL.
       bucket_index: the bucket's index within the split (seeds its generator).

@@ -106,7 +106,10 @@ class _StartUpRecorder(logging.Handler):
 
 def _start_up_bound(one, many, workers):
     """Amdahl's bound on a cold round's speed-up with N workers: the N-worker run's own
-    start-up (serial), then the 1-worker run's remaining work split perfectly."""
+    start-up (serial), then the 1-worker run's remaining work split perfectly. None
+    when a run failed or had no start-up to report (warm)."""
+    if one is None or many is None or one["start_up"] is None or many["start_up"] is None:
+        return None
     rest = max(0.0, one["wall"] - one["start_up"])
     return one["wall"] / (many["start_up"] + rest / workers)
 
@@ -238,8 +241,8 @@ def _print_median(mode, workers, mb, runs):
                 if r.get("start_up") is not None else "")
     print(f"  {mode}, {workers} worker(s): {r['wall']:.1f} s wall (median of {len(runs)}: "
           f"{walls}{start_up}), {mb / r['wall'] / workers:.2f} MB/s/core "
-          f"({mb / r['wall']:.2f} MB/s total), {inst / r['wall']:,.0f} instances/s ({inst:,} instances, "
-          f"{r['out_bytes'] / 2**20:.0f} MB of records), CPU {r['cpu']:.1f} s "
+          f"({mb / r['wall']:.2f} MB/s total), {inst / r['wall']:,.0f} instances/s "
+          f"({inst:,} instances, {r['out_bytes'] / 2**20:.0f} MB of records), CPU {r['cpu']:.1f} s "
           f"({r['cpu'] / r['wall']:.2f} cores busy), {rss}")
 
 
@@ -314,10 +317,8 @@ def main(argv=None):
                     print(f"  {mode}: {w} workers / 1 worker = {median:.2f}x "
                           f"(median of {len(ratios)} interleaved rounds: {listed}; "
                           f"parallel efficiency {median / w:.0%}{of_ceiling})")
-                    bounds = sorted(_start_up_bound(r[1], r[w], w) for r in rounds
-                                    if r[1] is not None and r[w] is not None
-                                    and r[1].get("start_up") is not None
-                                    and r[w].get("start_up") is not None)
+                    bounds = sorted(b for b in (_start_up_bound(r[1], r[w], w) for r in rounds)
+                                    if b is not None)
                     if bounds:
                         print(f"    Amdahl bound from the start-up: at most "
                               f"{bounds[len(bounds) // 2]:.2f}x with {w} workers, if all but "

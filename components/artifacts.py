@@ -2,8 +2,10 @@
 
 They make lineage readable: a Model's inputs name the Vocabulary it was trained
 with, and the pretraining records name the Vocabulary that tokenised them.
-Type names carry a namespace ("bertpipe.") because Kubeflow V2 / Vertex AI accept
-custom artifact types only as `<namespace>.<Title>`, and with no typed PROPERTIES:
+Type names are `components.<Title>`: Kubeflow V2 / Vertex AI accept custom artifact
+types only as `<namespace>.<Title>`, and TFX's container entrypoint imports that title
+as a class path at run time, so it must be importable (see components/__init__.py).
+The types have no typed PROPERTIES:
 what describes an artifact (vocab_size, do_lower_case; instance counts, records_dir)
 is recorded as custom properties.
 """
@@ -13,7 +15,7 @@ from tfx.types.artifact import Artifact
 class Vocabulary(Artifact):
     """A WordPiece vocabulary: `vocab.txt` (one token per line) at the artifact's URI."""
 
-    TYPE_NAME = "bertpipe.Vocabulary"
+    TYPE_NAME = "components.Vocabulary"
 
     FILE_NAME = "vocab.txt"
 
@@ -25,7 +27,7 @@ class PretrainingRecords(Artifact):
     `records_dir` (train/ and eval/ subdirectories), which ImportExampleGen reads.
     """
 
-    TYPE_NAME = "bertpipe.PretrainingRecords"
+    TYPE_NAME = "components.PretrainingRecords"
 
     MANIFEST_NAME = "manifest.json"
 

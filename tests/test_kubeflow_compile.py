@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
@@ -53,3 +54,41 @@ def test_trainer_carries_the_original_flags(compiled):
     assert custom_config["training"]["learning_rate"] == 1e-4
     assert custom_config["checkpoint_dir"].startswith("gs://bucket/root/checkpoints/")
     assert params["run_fn"]["runtimeValue"]["constantValue"]["stringValue"] == "components.trainer.run_fn.run_fn"
+
+
+def _schema_titles(compiled) -> set[str]:
+    titles = set()
+    for component in compiled["pipelineSpec"]["components"].values():
+        for direction in ("inputDefinitions", "outputDefinitions"):
+            for artifact in component.get(direction, {}).get("artifacts", {}).values():
+                kind = artifact["artifactType"]
+                # Schema 2.1 names the type by schemaTitle; 2.0 by a YAML instanceSchema's title.
+                titles.add(kind["schemaTitle"] if "schemaTitle" in kind
+                           else yaml.safe_load(kind["instanceSchema"])["title"])
+    return titles
+
+
+def test_every_artifact_type_resolves_as_the_container_entrypoint_resolves_it(compiled):
+    """TFX's Kubeflow V2 entrypoint imports a custom type's schema title as a class path
+    before any project code runs; a title that does not import kills the task at once.
+    Checked in a fresh interpreter, where nothing of the project is imported yet."""
+    import subprocess
+    import sys
+
+    titles = _schema_titles(compiled)
+    assert {"components.Vocabulary", "components.PretrainingRecords"} <= titles
+    script = (
+        "import sys\n"
+        "from kfp.pipeline_spec import pipeline_spec_pb2\n"
+        "from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as u\n"
+        "from tfx.utils import import_utils\n"
+        "for title in sys.argv[1:]:\n"
+        "    schema = pipeline_spec_pb2.ArtifactTypeSchema(schema_title=title)\n"
+        "    cls = import_utils.import_class_by_path(u._retrieve_class_path(schema))\n"
+        "    print(title, cls.TYPE_NAME)\n")
+    result = subprocess.run([sys.executable, "-c", script, *sorted(titles)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    resolved = dict(line.split() for line in result.stdout.splitlines())
+    assert resolved["components.Vocabulary"] == "components.Vocabulary"
+    assert resolved["components.PretrainingRecords"] == "components.PretrainingRecords"

@@ -63,11 +63,11 @@ def corpus_run(tmp_path_factory):
 
 def test_metadata_holds_every_artifact_linked_by_executions(corpus_run):
     store = _store(str(corpus_run / "metadata.sqlite"))
-    for type_name in ("bertpipe.Vocabulary", "bertpipe.PretrainingRecords", "Examples", "Model", "ModelRun", "ModelEvaluation",
+    for type_name in ("components.Vocabulary", "components.PretrainingRecords", "Examples", "Model", "ModelRun", "ModelEvaluation",
                       "ModelBlessing", "PushedModel"):
         assert len(_by_type(store, type_name)) == 1, type_name
     [examples] = _by_type(store, "Examples")
-    [vocabulary] = _by_type(store, "bertpipe.Vocabulary")
+    [vocabulary] = _by_type(store, "components.Vocabulary")
     [model] = _by_type(store, "Model")
     [evaluation] = _by_type(store, "ModelEvaluation")
     [pushed] = _by_type(store, "PushedModel")
@@ -75,7 +75,7 @@ def test_metadata_holds_every_artifact_linked_by_executions(corpus_run):
     assert {examples.id, vocabulary.id} <= _producer_inputs(store, model.id)
     assert {examples.id, model.id} <= _producer_inputs(store, evaluation.id)
     assert model.id in _producer_inputs(store, pushed.id)
-    assert vocabulary.id in _producer_inputs(store, _by_type(store, "bertpipe.PretrainingRecords")[0].id)
+    assert vocabulary.id in _producer_inputs(store, _by_type(store, "components.PretrainingRecords")[0].id)
 
 
 def test_evaluation_has_finite_bert_metrics_and_model_is_pushed(corpus_run, capsys):
@@ -110,9 +110,9 @@ def test_run_from_existing_records_of_the_original_schema(independent_records, t
              "--min_masked_lm_accuracy", "0.0", "--direct_num_workers", "1"]
     assert cli.main(["run"] + flags) == 0
     store = _store(str(tmp_path / "metadata.sqlite"))
-    assert _by_type(store, "bertpipe.PretrainingRecords") == []
+    assert _by_type(store, "components.PretrainingRecords") == []
     [examples] = _by_type(store, "Examples")
     [model] = _by_type(store, "Model")
-    [vocabulary] = _by_type(store, "bertpipe.Vocabulary")
+    [vocabulary] = _by_type(store, "components.Vocabulary")
     assert {examples.id, vocabulary.id} <= _producer_inputs(store, model.id)
     assert len(_by_type(store, "ModelEvaluation")) == 1

@@ -11,8 +11,8 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from pipeline.config import DEFAULT_CORPUS, PipelineConfig
-from pipeline.local_runner import bert_config_dict
+from pipeline import code_version
+from pipeline.config import DEFAULT_CORPUS, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile puts the repository: the shipped corpus inside the image.
@@ -35,7 +35,8 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
-                               beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit)
+                               beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
+                               code_version=code_version.current().to_dict())
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)

@@ -13,6 +13,7 @@ import json
 import os
 from typing import Any, Optional
 
+from components.bert.config import BertConfig, load_preset
 from components.pretraining_data.options import PretrainingDataOptions
 from components.trainer.params import TrainingConfig
 
@@ -101,6 +102,16 @@ def _reject_unknown(cls: type, values: dict[str, Any], source: str) -> None:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+
+
+def bert_config_dict(config: PipelineConfig) -> dict:
+    """The BERT architecture as a dict. A preset leaves vocab_size open (None): the Trainer
+    takes it from the vocabulary, whose size is known only after it is learned."""
+    if config.bert_config_file:
+        return BertConfig.from_json_file(config.bert_config_file).to_dict()
+    values = load_preset(config.bert_preset).to_dict()
+    values["vocab_size"] = None
+    return values
 
 
 def local_default() -> PipelineConfig:

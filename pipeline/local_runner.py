@@ -13,8 +13,8 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from components.bert.config import BertConfig, load_preset
-from pipeline.config import PipelineConfig
+from pipeline import code_version
+from pipeline.config import PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
 from pipeline import run_summary
 
@@ -32,16 +32,6 @@ class LocalPaths:
         return cls(pipeline_root=os.path.abspath(pipeline_root or os.path.join(output_dir, "tfx_root")),
                    metadata_path=os.path.abspath(metadata_path or os.path.join(output_dir, "metadata.sqlite")),
                    serving_model_dir=os.path.abspath(serving_model_dir or os.path.join(output_dir, "serving_model")))
-
-
-def bert_config_dict(config: PipelineConfig) -> dict:
-    """The BERT architecture as a dict. A preset leaves vocab_size open (None): the Trainer
-    takes it from the vocabulary, whose size is known only after it is learned."""
-    if config.bert_config_file:
-        return BertConfig.from_json_file(config.bert_config_file).to_dict()
-    values = load_preset(config.bert_preset).to_dict()
-    values["vocab_size"] = None
-    return values
 
 
 def examples_are_presplit(examples_dir: str) -> bool:
@@ -72,6 +62,6 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
             paths.metadata_path),
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1),
         examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
-        enable_cache=enable_cache)
+        enable_cache=enable_cache, code_version=code_version.current().to_dict())
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return run_summary.summarize(paths.metadata_path, config.pipeline_name)

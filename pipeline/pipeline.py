@@ -69,6 +69,7 @@ def create_pipeline(
     beam_pipeline_args: Optional[list[str]] = None,
     examples_presplit: bool = True,
     enable_cache: bool = False,
+    code_version: Optional[dict] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -83,6 +84,8 @@ def create_pipeline(
       examples_presplit: with config.examples_dir, whether it has train/ and eval/ subdirectories
         (else one directory, split 9:1 by ImportExampleGen).
       enable_cache: reuse earlier executions' outputs for unchanged inputs.
+      code_version: pipeline.code_version.CodeVersion.to_dict() of the code building the
+        pipeline; it reaches the Trainer's custom_config (recorded, and part of the cache key).
     """
     components = []
     vocabulary = None
@@ -114,7 +117,8 @@ def create_pipeline(
     trainer_params = TrainerParams(
         bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
         max_predictions_per_seq=config.data.max_predictions_per_seq,
-        checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}")
+        checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}",
+        code_version=code_version)
     trainer = BertTrainer(
         examples=example_gen.outputs["examples"], vocabulary=vocabulary, run_fn=RUN_FN,
         custom_config=trainer_params.to_custom_config(),

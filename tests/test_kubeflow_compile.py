@@ -92,3 +92,14 @@ def test_every_artifact_type_resolves_as_the_container_entrypoint_resolves_it(co
     resolved = dict(line.split() for line in result.stdout.splitlines())
     assert resolved["components.Vocabulary"] == "components.Vocabulary"
     assert resolved["components.PretrainingRecords"] == "components.PretrainingRecords"
+
+
+def test_trainer_inputs_carry_the_code_version(compiled):
+    """Vertex AI's cache keys on a task's inputs: the source hash there means a change to the
+    trainer's code or a BERT config is a cache miss, not a stale cached model."""
+    from pipeline import code_version
+
+    params = compiled["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
+    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert custom_config["code_version"]["source_hash"] == code_version.source_hash()
+    assert custom_config["code_version"]["package_version"] == "0.1.0"

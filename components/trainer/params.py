@@ -72,6 +72,9 @@ class TrainerParams:
     max_predictions_per_seq: int
     checkpoint_dir: str
     vocab_file: Optional[str] = None
+    # pipeline.code_version.CodeVersion.to_dict() of the code that built the pipeline: in the
+    # Trainer's inputs so a code change is a cache miss, and recorded with the model.
+    code_version: Optional[dict] = None
 
     def to_custom_config(self) -> dict[str, Any]:
         return {
@@ -81,6 +84,7 @@ class TrainerParams:
             "max_predictions_per_seq": self.max_predictions_per_seq,
             "checkpoint_dir": self.checkpoint_dir,
             "vocab_file": self.vocab_file,
+            "code_version": self.code_version,
         }
 
     @classmethod
@@ -102,4 +106,5 @@ class TrainerParams:
             max_predictions_per_seq=int(custom_config["max_predictions_per_seq"]),
             checkpoint_dir=custom_config["checkpoint_dir"],
             vocab_file=custom_config.get("vocab_file"),
+            code_version=custom_config.get("code_version"),
         )

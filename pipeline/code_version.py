@@ -1,0 +1,87 @@
+"""The code version a run records: the package version, the git commit and a hash of the sources.
+
+Read at the entry point (the local runner, `bertpipe compile`) and passed into
+`create_pipeline`, which hands it to the Trainer as part of its custom_config. So:
+  - ML-metadata records which code made a model (the Trainer execution's properties);
+  - a change to the trainer's code or the BERT configs changes the Trainer's inputs, which
+    is what TFX's and Vertex AI's caches key on: no stale cached model after a code change.
+Inside a container image there is no .git: the commit then comes from the
+BERTPIPE_GIT_COMMIT environment variable (a build argument of kubeflow/Dockerfile), else
+it is recorded as unknown. The source hash needs no git and is always there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+from typing import Optional
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What determines a model: the components' code (data, BERT, trainer, evaluator) and the
+# pipeline that wires them. Tests, benchmarks and docs do not.
+SOURCE_DIRS = ("components", "pipeline", "kubeflow")
+SOURCE_SUFFIXES = (".py", ".c", ".h", ".json")
+GIT_COMMIT_ENV = "BERTPIPE_GIT_COMMIT"
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeVersion:
+    package_version: str
+    git_commit: Optional[str]  # None when neither git nor BERTPIPE_GIT_COMMIT tells
+    git_dirty: Optional[bool]  # uncommitted changes in the checkout; None without git
+    source_hash: str  # sha256 (hex, 16 chars) of SOURCE_DIRS' files, by relative path
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CodeVersion":
+        return cls(**{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
+
+
+def source_hash(repo_root: str = REPO_ROOT) -> str:
+    """sha256 over (relative path, bytes) of every source file under SOURCE_DIRS, in sorted order."""
+    digest = hashlib.sha256()
+    paths = []
+    for top in SOURCE_DIRS:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(repo_root, top)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            paths += [os.path.join(dirpath, f) for f in filenames if f.endswith(SOURCE_SUFFIXES)]
+    for path in sorted(paths):
+        digest.update(os.path.relpath(path, repo_root).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(f.read())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _git(repo_root: str, *args: str) -> Optional[str]:
+    try:
+        result = subprocess.run(["git", "-C", repo_root, *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def package_version() -> str:
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+
+    try:
+        return metadata.version("bert-tfx-pipeline")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def current(repo_root: str = REPO_ROOT, environ: Optional[dict] = None) -> CodeVersion:
+    """The code version of the checkout (or image) at `repo_root`."""
+    environ = os.environ if environ is None else environ
+    commit = _git(repo_root, "rev-parse", "HEAD") if os.path.exists(os.path.join(repo_root, ".git")) else None
+    dirty = None
+    if commit:
+        status = _git(repo_root, "status", "--porcelain", "--untracked-files=no", "--", *SOURCE_DIRS)
+        dirty = bool(status) if status is not None else None
+    else:
+        commit = environ.get(GIT_COMMIT_ENV) or None
+    return CodeVersion(package_version=package_version(), git_commit=commit, git_dirty=dirty,
+                       source_hash=source_hash(repo_root))

@@ -1,0 +1,46 @@
+"""pipeline.code_version: what a run records about the code that made it."""
+from __future__ import annotations
+
+import os
+import shutil
+
+from pipeline import code_version
+
+
+def _copy_sources(tmp_path):
+    for top in code_version.SOURCE_DIRS:
+        shutil.copytree(os.path.join(code_version.REPO_ROOT, top), tmp_path / top,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    return str(tmp_path)
+
+
+def test_source_hash_changes_with_trainer_code_and_bert_configs_but_not_with_tests(tmp_path):
+    root = _copy_sources(tmp_path)
+    before = code_version.source_hash(root)
+    assert before == code_version.source_hash(root)  # deterministic
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("x = 1\n")
+    assert code_version.source_hash(root) == before
+    loop = tmp_path / "components" / "trainer" / "training_loop.py"
+    loop.write_text(loop.read_text() + "\n# changed\n")
+    after_code = code_version.source_hash(root)
+    assert after_code != before
+    config = tmp_path / "components" / "bert" / "configs" / "bert_test.json"
+    config.write_text(config.read_text().replace("\"hidden_size\"", "\"hidden_size\" ", 1))
+    assert code_version.source_hash(root) != after_code
+
+
+def test_outside_git_the_commit_comes_from_the_environment(tmp_path):
+    root = _copy_sources(tmp_path)
+    version = code_version.current(root, environ={code_version.GIT_COMMIT_ENV: "abc123"})
+    assert version.git_commit == "abc123" and version.git_dirty is None
+    assert code_version.current(root, environ={}).git_commit is None
+    assert version.package_version == "0.1.0"
+    assert code_version.CodeVersion.from_dict(version.to_dict()) == version
+
+
+def test_in_this_checkout_the_commit_is_git_head():
+    version = code_version.current()
+    if os.path.exists(os.path.join(code_version.REPO_ROOT, ".git")):
+        assert version.git_commit and len(version.git_commit) == 40
+        assert version.git_dirty in (True, False)

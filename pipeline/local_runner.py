@@ -8,13 +8,17 @@ Only this module (and the CLI that calls it) knows the local paths:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 from typing import Optional
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
+from tfx.dsl.compiler import constants as compiler_constants
+from tfx.orchestration.portable import runtime_parameter_utils
 
-from pipeline import code_version
-from pipeline.config import PipelineConfig, bert_config_dict
+from pipeline import code_version, interrupted_runs, private_tmp, run_lock
+from pipeline.config import REPO_ROOT, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
 from pipeline import run_summary
 
@@ -48,20 +52,68 @@ def default_beam_args(direct_num_workers: int) -> list[str]:
         if direct_num_workers > 1 else ["--direct_num_workers=1"]
 
 
+# Beam flags by which TFX's Beam executor knows the project's dependencies are provided;
+# without one it builds an ephemeral sdist of the installed tfx package (~49 MB in $TMPDIR)
+# for every Beam component, which a DirectRunner never reads.
+_DEPENDENCY_FLAGS = ("--setup_file", "--extra_package", "--requirements_file", "--sdk_container_image",
+                     "--worker_harness_container_image")
+
+
+def with_dependency_flag(beam_pipeline_args: list[str]) -> list[str]:
+    """Adds `--setup_file=<this project's setup.py>` unless a dependency flag is already given
+    (it is also what Dataflow workers need to get the project's code)."""
+    if any(arg.startswith(_DEPENDENCY_FLAGS) for arg in beam_pipeline_args):
+        return list(beam_pipeline_args)
+    return list(beam_pipeline_args) + [f"--setup_file={os.path.join(REPO_ROOT, 'setup.py')}"]
+
+
+def new_run_id() -> str:
+    """A run id as LocalDagRunner makes them (the start time), chosen here so the caller knows it."""
+    return datetime.datetime.now().isoformat()
+
+
+def run_pipeline(pipeline: tfx.dsl.Pipeline, run_id: str) -> None:
+    """LocalDagRunner on `pipeline`, with `run_id` as its pipeline_run context's name.
+
+    LocalDagRunner.run would pick the id itself and not return it; then the only way to
+    find the run afterwards is "the newest run in the store", which is another process's
+    when runs share a store.
+    """
+    ir = compiler.Compiler().compile(pipeline)
+    runtime_parameter_utils.substitute_runtime_parameter(
+        ir, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+    tfx.orchestration.LocalDagRunner().run_with_ir(ir)
+
+
 def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]] = None,
               enable_cache: bool = False) -> run_summary.RunSummary:
-    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics."""
+    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics.
+
+    Raises:
+      run_lock.RunInProgressError: another run uses the same store or pipeline root.
+    """
     config.validate()
     if config.examples_dir and not os.path.isdir(config.examples_dir):
         raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
     os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
+    with run_lock.hold([paths.metadata_path, paths.pipeline_root]), private_tmp.private_tmpdir():
+        return _run_locked(config, paths, beam_pipeline_args, enable_cache)
+
+
+def _run_locked(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]],
+                enable_cache: bool) -> run_summary.RunSummary:
+    beam_args = beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1)
+    connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+    if os.path.exists(paths.metadata_path):
+        interrupted_runs.cancel_unfinished_executions(connection_config, config.pipeline_name)
     pipeline = create_pipeline(
         config, bert_config_dict(config), pipeline_root=paths.pipeline_root,
         serving_model_dir=paths.serving_model_dir,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            paths.metadata_path),
-        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1),
+        metadata_connection_config=connection_config,
+        beam_pipeline_args=with_dependency_flag(beam_args),
         examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
         enable_cache=enable_cache, code_version=code_version.current().to_dict())
-    tfx.orchestration.LocalDagRunner().run(pipeline)
-    return run_summary.summarize(paths.metadata_path, config.pipeline_name)
+    run_id = new_run_id()
+    run_pipeline(pipeline, run_id)
+    return run_summary.summarize(run_summary.sqlite_readonly(paths.metadata_path), config.pipeline_name, run_id,
+                                 metadata_path=paths.metadata_path)

@@ -21,10 +21,12 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.artifacts import Vocabulary
 from components.evaluator.eval_config import make_eval_config
+from components.pusher.executor import AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
 from components.trainer.params import TrainerParams
@@ -135,7 +137,8 @@ def create_pipeline(
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
     components.append(pusher)
 
     return tfx.dsl.Pipeline(

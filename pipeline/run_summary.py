@@ -34,25 +34,43 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _latest_run_context(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context:
-    """The newest pipeline_run context among the runs of `pipeline_name`."""
+def _run_context(store: mlmd.MetadataStore, pipeline_name: str, run_id: str) -> metadata_store_pb2.Context:
+    """The pipeline_run context of `run_id`, which must be a run of `pipeline_name`.
+
+    The caller names its own run: the newest run in a shared store may be another
+    process's, and summarising that one would report another run's model and metrics.
+    """
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         raise ValueError(f"No run of pipeline {pipeline_name!r} in the metadata store.")
-    # Run contexts are children of the pipeline's context.
-    runs = [c for c in store.get_children_contexts_by_context(pipeline.id) if c.type == "pipeline_run"]
-    if not runs:
-        raise ValueError(f"No run of pipeline {pipeline_name!r} in the metadata store.")
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    run = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run is None:
+        raise ValueError(f"Run {run_id!r} of pipeline {pipeline_name!r} is not in the metadata store.")
+    # A run id is unique per store only by convention: check it belongs to this pipeline.
+    if pipeline.id not in {c.id for c in store.get_parent_contexts_by_context(run.id)}:
+        raise ValueError(f"Run {run_id!r} in the metadata store is not a run of pipeline {pipeline_name!r}.")
+    return run
 
 
-def summarize(metadata_path: str, pipeline_name: str) -> RunSummary:
-    """Reads the latest run's Model, ModelEvaluation, ModelBlessing and PushedModel."""
+def sqlite_readonly(metadata_path: str) -> metadata_store_pb2.ConnectionConfig:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = mlmd.MetadataStore(config)
-    run = _latest_run_context(store, pipeline_name)
+    return config
+
+
+def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_name: str, run_id: str,
+              metadata_path: str) -> RunSummary:
+    """Reads run `run_id`'s Model, ModelEvaluation, ModelBlessing and PushedModel.
+
+    Args:
+      connection_config: the ML-metadata store the run wrote to.
+      pipeline_name: the run's pipeline.
+      run_id: the run's id (its pipeline_run context's name), as the runner set it.
+      metadata_path: how to name the store in the summary (a file path, or a MySQL address).
+    """
+    store = mlmd.MetadataStore(connection_config)
+    run = _run_context(store, pipeline_name, run_id)
     types = {t.id: t.name for t in store.get_artifact_types()}
     latest: dict[str, metadata_store_pb2.Artifact] = {}
     for artifact in store.get_artifacts_by_context(run.id):

@@ -53,6 +53,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from components.pretraining_data import _documents
 from components.pretraining_data import bucket as bucket_lib
+from components.pretraining_data import staging
 from components.pretraining_data import text_reader
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
@@ -390,7 +391,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
     if not output_dir:
         raise ValueError("--output_dir is empty.")
     output_dir = output_dir.rstrip("/")
-    staging_dir = f"{output_dir}.staging-{uuid.uuid4().hex[:12]}"
+    staging.remove_stale(output_dir)
+    staging_dir = staging.new_staging_dir(output_dir)
     started = time.time()
     try:
         for sub in bucket_lib.SPLITS + (_SPILL_DIR, _PIECES_DIR, _STATS_DIR):

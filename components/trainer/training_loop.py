@@ -146,6 +146,21 @@ def _restore(trackables: dict, path: str) -> None:
         tf.train.Checkpoint(**weights_only).restore(path).expect_partial().assert_existing_objects_matched()
 
 
+def remove_interrupted_saves(checkpoint_dir: str) -> list[str]:
+    """Removes `ckpt-N_temp/` directories: a save killed before TF merged and renamed it.
+
+    TF writes a checkpoint's shards under `<prefix>_temp/` and only then merges them into
+    `<prefix>.index/.data` and repoints the `checkpoint` file, so these directories are
+    never read; left alone they keep a whole model's worth of bytes each.
+    """
+    removed = []
+    for path in tf.io.gfile.glob(f"{checkpoint_dir.rstrip('/')}/ckpt-*_temp"):
+        tf.io.gfile.rmtree(path)
+        logger.warning("Removed %s, a checkpoint save that was interrupted.", path)
+        removed.append(path)
+    return removed
+
+
 def train(
     state: TrainingState,
     dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset],
@@ -184,6 +199,7 @@ def train(
         # data order (as TPUEstimator does), with step, weights and optimizer restored.
         logger.info("The input position is not checkpointed on this strategy.")
     checkpoint = tf.train.Checkpoint(**trackables)
+    remove_interrupted_saves(checkpoint_dir)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=settings.keep_checkpoint_max)
     if manager.latest_checkpoint:
         _restore(trackables, manager.latest_checkpoint)

@@ -3,43 +3,17 @@
 One call tokenises thousands of lines in C++: `FastBertTokenizer` lower-cases,
 NFD-normalises and strips accents when uncased, splits on whitespace,
 punctuation and CJK characters, then applies WordPiece with BERT's 100-byte
-word limit ([UNK] beyond it). Before it, `clean_text` does what BERT's
-BasicTokenizer._clean_text does and FastBertTokenizer does not quite: BERT
-*removes* control and format characters (FastBertTokenizer turns them into
-spaces, splitting "a\\u00adb" in two), and U+FFFD. Invalid UTF-8 is dropped
-first (`valid_utf8`), as the original's decode("utf-8", "ignore").
+word limit ([UNK] beyond it). Before it, text_cleaning drops invalid UTF-8 and
+removes the characters BERT's BasicTokenizer removes.
 """
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from components.pretraining_data import vocab as vocab_lib
-
-# Cc (except \t \n \r, which BERT treats as whitespace), Cf, and U+FFFD.
-_REMOVED_CHARS = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\p{Cf}\x{FFFD}]"
-
-
-def clean_text(lines: tf.Tensor) -> tf.Tensor:
-    """tf.string [N] (valid UTF-8) -> tf.string [N] without control/format characters."""
-    return tf.strings.regex_replace(lines, _REMOVED_CHARS, "")
-
-
-def valid_utf8(lines: Sequence[bytes]) -> List[bytes]:
-    """Drops invalid UTF-8 bytes, as the original's decode("utf-8", "ignore").
-
-    Checking the joined batch costs one C-speed decode; only a batch with a bad
-    line pays a per-line fix (tf.strings.unicode_transcode would cost ~0.1 s/MB
-    on every batch).
-    """
-    lines = [x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in lines]
-    try:
-        b"\n".join(lines).decode("utf-8")
-        return lines
-    except UnicodeDecodeError:
-        return [x.decode("utf-8", "ignore").encode("utf-8") for x in lines]
-
+from components.pretraining_data.text_cleaning import clean_text, valid_utf8
 
 class BertTokenizer:
     """Lines of text -> WordPiece ids, in batches.

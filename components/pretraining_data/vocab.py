@@ -142,13 +142,13 @@ def _count_words(lines: List[bytes], do_lower_case: bool) -> dict:
     import tensorflow as tf
     from tensorflow_text.python.ops import bert_tokenizer  # the learner's own splitter
 
-    from components.pretraining_data import tokenization
+    from components.pretraining_data import text_cleaning
 
     basic = bert_tokenizer.BasicTokenizer(lower_case=bool(do_lower_case))
     counts = {}
     for start in range(0, len(lines), 8192):
-        batch = tokenization.clean_text(
-            tf.constant(tokenization.valid_utf8(lines[start:start + 8192]), tf.string))
+        batch = text_cleaning.clean_text(
+            tf.constant(text_cleaning.valid_utf8(lines[start:start + 8192]), tf.string))
         words = basic.tokenize(batch).flat_values.numpy()
         if not len(words):
             continue

@@ -13,7 +13,7 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from pipeline import code_version
+from pipeline import code_version, input_checks
 from pipeline.config import PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
 from pipeline import run_summary
@@ -54,6 +54,7 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
     config.validate()
     if config.examples_dir and not os.path.isdir(config.examples_dir):
         raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
+    input_checks.check_local_run(config, paths)
     os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, bert_config_dict(config), pipeline_root=paths.pipeline_root,

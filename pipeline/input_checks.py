@@ -108,3 +108,17 @@ def check_local_run(config, paths) -> None:
                          (paths.serving_model_dir, "--output_dir/--serving_dir")])
     if config.examples_dir:
         check_examples_dir(config.examples_dir, examples_are_presplit(config.examples_dir))
+    elif config.corpus_pattern:
+        check_corpus_listed(config.corpus_pattern)
+
+
+def check_corpus_listed(corpus_pattern: str) -> None:
+    """Refuses a --corpus whose patterns match no file, or only empty files: listing is
+    cheap, while the pipeline would find out only inside VocabularyGen. (Blank-only and
+    binary files are found by the steps that read the text, under the same flag name.)"""
+    from components.pretraining_data import text_reader
+
+    files = text_reader.expand_patterns(text_reader.split_patterns(corpus_pattern), "--corpus")
+    if not any(f.size_bytes for f in files):
+        raise ValueError(f"--corpus {corpus_pattern!r}: the files are empty (0 bytes); give text files, "
+                         f"one sentence per line, a blank line between documents.")

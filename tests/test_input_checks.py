@@ -81,3 +81,13 @@ def test_unwritable_output_dir_is_a_one_line_error(where, tmp_path, capsys):
     assert cli.main(["run", "--output_dir", str(output_dir)]) == 2
     err = _one_line_error(capsys)
     assert "--output_dir" in err and str(output_dir) in err and "give a directory you can create" in err
+
+
+@pytest.mark.parametrize("content, message", [(None, "matches no file"), ("", "empty (0 bytes)")])
+def test_missing_or_empty_corpus_names_the_corpus_flag(content, message, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    if content is not None:
+        corpus.write_text(content)
+    assert cli.main(["run", "--corpus", str(corpus), "--output_dir", str(tmp_path / "out")]) == 2
+    err = _one_line_error(capsys)
+    assert "--corpus" in err and "--input_file" not in err and message in err

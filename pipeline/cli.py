@@ -37,8 +37,9 @@ EVALUATION_FLAGS = {"min_masked_lm_accuracy": float, "min_next_sentence_accuracy
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `run` and `compile`: what to train on and how."""
     source = parser.add_argument_group("data and model")
-    source.add_argument("--config", help="PipelineConfig JSON file; flags given override its values "
-                                         "(default: the embedded local default)")
+    source.add_argument("--config", help="PipelineConfig JSON file (see pipeline/config.py): it overrides only "
+                                         "the keys it names, on top of the embedded local default, and flags "
+                                         "given override it (default: the local default alone)")
     source.add_argument("--corpus", help="raw text: comma-separated files or globs, one sentence per line, "
                                          "blank line between documents (default: the shipped corpus)")
     source.add_argument("--examples", help="directory of existing pretraining TFRecords (create_pretraining_data "
@@ -66,7 +67,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig: --config file (or the local default) with the flags given applied."""
-    config = PipelineConfig.from_json_file(args.config) if args.config else local_default()
+    config = PipelineConfig.from_json_file(args.config, base=local_default()) if args.config else local_default()
     top = {"corpus_pattern": args.corpus, "examples_dir": args.examples, "vocab_file": args.vocab_file,
            "vocab_size": args.vocab_size, "bert_config_file": args.bert_config_file,
            "bert_preset": args.bert_preset, "pipeline_name": args.pipeline_name}

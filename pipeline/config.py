@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import typing
 from typing import Any, Optional
 
 from components.bert.config import BertConfig, load_preset
@@ -50,6 +51,13 @@ class PipelineConfig:
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
 
     def validate(self) -> None:
+        # Types first: a config built in Python skips from_dict's checks, and a str or float
+        # where an int belongs would fail later with a TypeError or a misleading message.
+        for section in ("data", "training", "evaluation"):
+            _check_types(type(getattr(self, section)), dataclasses.asdict(getattr(self, section)),
+                         f"config [{section}]")
+        _check_types(PipelineConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                      if f.name not in ("data", "training", "evaluation")}, "config")
         if self.examples_dir is None and not self.corpus_pattern:
             raise ValueError("Give a corpus (--corpus) or existing pretraining records (--examples).")
         if self.examples_dir is not None and self.bert_config_file is None and self.vocab_file is None:
@@ -71,27 +79,40 @@ class PipelineConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "PipelineConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config",
+                  base: Optional["PipelineConfig"] = None) -> "PipelineConfig":
+        """`base` (default: the class defaults) with the keys `values` names replaced.
+
+        A section (data, training, evaluation) given in part keeps `base`'s values for the
+        keys it leaves out. Every key is type-checked; errors name `source` and the key.
+        """
+        base = base or cls()
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: a pipeline config is a JSON object, got {type(values).__name__}")
         values = dict(values)
         _reject_unknown(cls, values, source)
-        if "data" in values:
-            values["data"] = PretrainingDataOptions.from_json(json.dumps(values["data"]))
-        if "training" in values:
-            _reject_unknown(TrainingConfig, values["training"], f"{source} [training]")
-            values["training"] = TrainingConfig(**values["training"])
-        if "evaluation" in values:
-            _reject_unknown(EvaluationConfig, values["evaluation"], f"{source} [evaluation]")
-            values["evaluation"] = EvaluationConfig(**values["evaluation"])
-        return cls(**values)
+        for section in ("data", "training", "evaluation"):
+            if section in values:
+                part = values[section]
+                if not isinstance(part, dict):
+                    raise ValueError(f"{source}: [{section}] must be a JSON object, got {type(part).__name__}")
+                current = getattr(base, section)
+                _reject_unknown(type(current), part, f"{source} [{section}]")
+                _check_types(type(current), part, f"{source} [{section}]")
+                values[section] = dataclasses.replace(current, **part)
+        _check_types(cls, {k: v for k, v in values.items() if k not in ("data", "training", "evaluation")},
+                     source)
+        return dataclasses.replace(base, **values)
 
     @classmethod
-    def from_json_file(cls, path: str) -> "PipelineConfig":
+    def from_json_file(cls, path: str, base: Optional["PipelineConfig"] = None) -> "PipelineConfig":
+        """The config in `path`: it overrides only the keys it names, on top of `base`."""
         try:
             with open(path, encoding="utf-8") as f:
                 values = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"Cannot read pipeline config {path}: {e}") from e
-        return cls.from_dict(values, source=path)
+        return cls.from_dict(values, source=path, base=base)
 
     def replace(self, **changes: Any) -> "PipelineConfig":
         return dataclasses.replace(self, **changes)
@@ -102,6 +123,33 @@ def _reject_unknown(cls: type, values: dict[str, Any], source: str) -> None:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{source}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+
+
+def _check_types(cls: type, values: dict[str, Any], source: str) -> None:
+    """Each value against its field's annotation: int (not bool), float (an int is fine),
+    bool, str, and Optional[...] of these; a mismatch names `source`, the key and the fix."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = hints[key]
+        allowed = typing.get_args(expected) if typing.get_origin(expected) is typing.Union else (expected,)
+        if value is None and type(None) in allowed:
+            continue
+        if not any(_value_has_type(value, kind) for kind in allowed if kind is not type(None)):
+            names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+            raise ValueError(f"{source}: {key} must be {names}, got {json.dumps(value)} "
+                             f"({type(value).__name__}); change it to a {names} value")
+
+
+def _value_has_type(value: Any, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False  # JSON true/false where a number or string is expected
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind in (int, str):
+        return isinstance(value, kind)
+    return True  # nested dataclasses are checked field by field by the caller
 
 
 def bert_config_dict(config: PipelineConfig) -> dict:

@@ -17,7 +17,7 @@ from tfx.dsl.compiler import compiler
 from tfx.dsl.compiler import constants as compiler_constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
-from pipeline import code_version, interrupted_runs, private_tmp, run_lock
+from pipeline import code_version, input_checks, interrupted_runs, private_tmp, run_lock
 from pipeline.config import REPO_ROOT, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
 from pipeline import run_summary
@@ -95,6 +95,7 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
     config.validate()
     if config.examples_dir and not os.path.isdir(config.examples_dir):
         raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
+    input_checks.check_local_run(config, paths)
     os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
     with run_lock.hold([paths.metadata_path, paths.pipeline_root]), private_tmp.private_tmpdir():
         return _run_locked(config, paths, beam_pipeline_args, enable_cache)

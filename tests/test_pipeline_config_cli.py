@@ -1,6 +1,7 @@
 """PipelineConfig JSON round-trip and the bertpipe command line."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -61,3 +62,42 @@ def test_every_command_explains_itself(command, capsys):
         assert "--examples" in text and "--init_checkpoint" in text and "--iterations_per_loop" in text
     if command == ["prepare-data"]:
         assert "--input_file" in text and "--dupe_factor" in text
+
+
+@pytest.mark.parametrize("values, key", [
+    ({"training": {"num_train_steps": "ten"}}, "num_train_steps"),
+    ({"vocab_size": "4000"}, "vocab_size"),
+    ({"training": {"train_batch_size": 8.5}}, "train_batch_size"),
+    ({"training": {"use_tpu": 1}}, "use_tpu"),
+    ({"data": {"num_shards": True}}, "num_shards"),
+    ({"evaluation": {"min_masked_lm_accuracy": "high"}}, "min_masked_lm_accuracy"),
+    ({"vocab_file": 3}, "vocab_file"),
+    ({"training": []}, "training"),
+])
+def test_wrong_type_in_config_file_is_a_one_line_error_naming_file_and_key(values, key, tmp_path, capsys):
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(values))
+    assert cli.main(["run", "--config", str(path), "--output_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("bertpipe run: error: ") and "typed.json" in err and key in err
+
+
+def test_config_numbers_accept_ints_for_floats_and_null_for_optional_strings(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"training": {"learning_rate": 1, "init_checkpoint": None},
+                                "evaluation": {"min_masked_lm_accuracy": 0}}))
+    config = PipelineConfig.from_json_file(str(path), base=local_default())
+    assert config.training.learning_rate == 1 and config.evaluation.min_masked_lm_accuracy == 0
+
+
+def test_partial_config_section_keeps_the_local_defaults_it_leaves_out(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"training": {"train_batch_size": 16, "num_train_steps": 200},
+                                "data": {"dupe_factor": 3}}))
+    config = cli.config_from_args(cli.build_parser().parse_args(["run", "--config", str(path)]))
+    default = local_default()
+    assert config.training == dataclasses.replace(default.training, train_batch_size=16, num_train_steps=200)
+    assert config.data == dataclasses.replace(default.data, dupe_factor=3)
+    assert config.training.num_warmup_steps == default.training.num_warmup_steps == 30
+    assert config.vocab_size == default.vocab_size and config.evaluation == default.evaluation

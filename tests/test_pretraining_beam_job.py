@@ -254,7 +254,7 @@ def test_bad_inputs_fail_early_with_the_culprit_named(corpus, tmp_path):
     with pytest.raises(ValueError, match="max_seq_length"):
         beam_job.run_prepare_data([str(d / "corpus_a.txt")], vocab, out,
                                   PretrainingDataOptions(max_seq_length=7), IN_PROCESS)
-    with pytest.raises(ValueError, match="No documents.*corpus_empty.txt"):
+    with pytest.raises(ValueError, match=r"--input_file .*corpus_empty.txt.*empty \(0 bytes\)"):
         beam_job.run_prepare_data([str(d / "corpus_empty.txt")], vocab, out, OPTIONS, IN_PROCESS)
     assert os.listdir(tmp_path) == ["bad_vocab.txt"]
 
@@ -357,3 +357,42 @@ def test_spill_blocks_make_the_same_bucket_as_documents(corpus, monkeypatch):
                                                                   tokenizer, OPTIONS, 3)
         assert stats == joined_stats and stats.num_documents == 60
         assert [p.to_bytes() for p in pieces] == [p.to_bytes() for p in joined_pieces]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\n  \n\t\n\n", r"--corpus .*only blank lines"),
+    (b"", r"--corpus .*empty \(0 bytes\)"),
+])
+def test_blank_and_empty_corpora_are_told_apart_under_the_callers_flag(content, message, corpus, tmp_path):
+    d, vocab = corpus
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS,
+                                  input_flag="--corpus")
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_random_bytes_are_refused_naming_the_file_and_share(corpus, tmp_path):
+    d, vocab = corpus
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(np.random.default_rng(0).bytes(200_000))
+    with pytest.raises(ValueError, match=r"--input_file: .*noise.txt is not UTF-8 text: \d+\.\d% of its "
+                                         r"200000 bytes are invalid UTF-8 \(at most 1% is accepted\)"):
+        beam_job.run_prepare_data([str(d / "corpus_a.txt"), str(noise)], vocab, str(tmp_path / "o"),
+                                  OPTIONS, IN_PROCESS)
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog):
+    d, vocab = corpus
+    text = (d / "corpus_a.txt").read_bytes()
+    lines = text.split(b"\n")
+    lines[3] += b"\xff\xfe"  # two stray bytes: well under 1%
+    path = tmp_path / "stray.txt"
+    path.write_bytes(b"\n".join(lines))
+    with caplog.at_level("WARNING", logger="components.pretraining_data.beam_job"):
+        stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
+    assert stats["num_train_instances"] > 0
+    [warning] = [r.getMessage() for r in caplog.records if "invalid UTF-8" in r.getMessage()]
+    assert "stray.txt has 2 invalid UTF-8 bytes" in warning

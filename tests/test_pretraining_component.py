@@ -54,3 +54,26 @@ def test_components_build_with_channels():
         options_json=PretrainingDataOptions().to_json())
     assert data_gen.outputs["records"].type is PretrainingRecords
     assert channel_utils.as_channel([Vocabulary()]).type is Vocabulary
+
+
+def test_corpus_errors_name_the_pipelines_corpus_flag(tmp_path):
+    """Under `bertpipe run` the corpus is --corpus: both components say so, not --input_file."""
+    import pytest
+
+    corpus = tmp_path / "blank.txt"
+    corpus.write_text("\n \n\n")
+    vocabulary = Vocabulary()
+    vocabulary.uri = str(tmp_path / "vocab_artifact")
+    os.makedirs(vocabulary.uri)
+    with pytest.raises(ValueError, match=r"^--corpus .*blank.txt.*only blank lines"):
+        _fn(component.VocabularyGen)(corpus_pattern=str(corpus), vocab_size=150, do_lower_case=1,
+                                     vocabulary=vocabulary)
+    with open(os.path.join(vocabulary.uri, "vocab.txt"), "w") as f:
+        f.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n")
+    records = PretrainingRecords()
+    records.uri = str(tmp_path / "records_artifact")
+    with pytest.raises(ValueError, match=r"^--corpus .*blank.txt.*only blank lines"):
+        _fn(component.PretrainingDataGen)(
+            vocabulary=vocabulary, corpus_pattern=str(corpus), records_dir=str(tmp_path / "records"),
+            options_json=PretrainingDataOptions(max_seq_length=32, max_predictions_per_seq=5).to_json(),
+            records=records, beam_pipeline=beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])))

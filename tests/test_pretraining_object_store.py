@@ -161,7 +161,7 @@ def test_rerun_replaces_every_old_object_and_a_failure_leaves_the_old_output(sto
 
     (tmp_path / "empty.txt").write_text("")
     empty = _put(tmp_path / "empty.txt", "data/empty.txt")
-    with pytest.raises(ValueError, match="No documents"):
+    with pytest.raises(ValueError, match=r"empty \(0 bytes\)"):
         beam_job.run_prepare_data([empty], vocab, out, OPTIONS, THREADS)
     assert _objects(store, "out/") == names  # the previous output, untouched
     assert not [n for n in _objects(store) if ".staging-" in n]

@@ -24,8 +24,12 @@ def test_learn_puts_special_tokens_first_and_respects_size(tmp_path):
 
 
 def test_learn_refuses_empty_input_and_tiny_size(tmp_path):
-    (tmp_path / "empty.txt").write_text("\n\n")
-    with pytest.raises(ValueError, match="empty"):
+    (tmp_path / "blank.txt").write_text("\n \n")
+    with pytest.raises(ValueError, match=r"--corpus .*blank.txt.*only blank lines"):
+        vocab_lib.learn_vocabulary([str(tmp_path / "blank.txt")], str(tmp_path / "v.txt"), 100,
+                                   True, input_flag="--corpus")
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match=r"--input_file .*empty.txt.*empty \(0 bytes\)"):
         vocab_lib.learn_vocabulary([str(tmp_path / "empty.txt")], str(tmp_path / "v.txt"), 100,
                                    True)
     with pytest.raises(ValueError, match="vocab_size=3"):

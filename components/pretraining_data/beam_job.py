@@ -105,14 +105,24 @@ class _SpillDocuments(beam.DoFn):
     def process(self, element):
         range_index, (file_range,) = element  # grouped by its unique index: one range
         by_bucket: Dict[Tuple[str, int], List[bytes]] = {}
+        read = {"bytes": 0, "invalid_utf8_bytes": 0, "documents": 0}
         for segment, prev_blank, limit in text_reader.read_segments(file_range):
-            blocks, _ = _documents.bucket_documents(
+            # Segments overlap by the tail of a document at most (a range reads on to
+            # finish it), so the byte counts are those of the file to within that.
+            read["bytes"] += len(segment)
+            read["invalid_utf8_bytes"] += text_reader.count_invalid_utf8(segment)
+            blocks, num_documents = _documents.bucket_documents(
                 segment, limit, prev_blank, self._options.random_seed & (2**64 - 1),
                 self._options.eval_fraction, self._num_buckets[bucket_lib.TRAIN],
                 self._num_buckets[bucket_lib.EVAL])
+            read["documents"] += num_documents
             for split_index, bucket_index, block in blocks:
                 by_bucket.setdefault((bucket_lib.SPLITS[split_index], bucket_index), []).append(
                     block)
+        # What reading found, per file: finalize_output tells an empty corpus from one of
+        # blank lines, and text from binary data, with these.
+        _write_json({file_range.path: read}, FileSystems.join(
+            self._staging_dir, _STATS_DIR, f"range-{range_index:06d}.json"), lambda x: x)
         if not by_bucket:
             return
         path = FileSystems.join(self._staging_dir, _SPILL_DIR, f"range-{range_index:06d}.docs")
@@ -323,6 +333,55 @@ def _read_stats(stats_dir: str) -> Dict[str, int]:
     return total
 
 
+def _read_reading_stats(stats_dir: str) -> Dict[str, Dict[str, int]]:
+    """The reading stage's _stats/range-*.json files, summed per input file:
+    {path: {"bytes", "invalid_utf8_bytes", "documents"}}."""
+    per_file: Dict[str, Dict[str, int]] = {}
+    for m in FileSystems.match([FileSystems.join(stats_dir, "range-*.json")])[0].metadata_list:
+        with FileSystems.open(m.path) as f:
+            for path, counts in json.loads(f.read().decode()).items():
+                totals = per_file.setdefault(path, {})
+                for key, value in counts.items():
+                    totals[key] = totals.get(key, 0) + value
+    return per_file
+
+
+def check_corpus_read(per_file: Dict[str, Dict[str, int]], patterns: Sequence[str],
+                      input_flag: str) -> None:
+    """Refuses a corpus that is empty, blank, or not text, from what reading found.
+
+    Args:
+      per_file: _read_reading_stats' counts.
+      patterns: the corpus patterns, to name them.
+      input_flag: the caller's name for them (--input_file, or --corpus under `bertpipe run`).
+
+    Raises:
+      ValueError: no bytes at all; no document (only blank lines); more than
+        text_reader.MAX_INVALID_UTF8_SHARE of a file's bytes invalid UTF-8 (names the file).
+    Logs a warning when some bytes, below that share, are invalid (they are dropped).
+    """
+    total_bytes = sum(c.get("bytes", 0) for c in per_file.values())
+    if total_bytes == 0:
+        raise ValueError(f"{input_flag} {list(patterns)}: the files are empty (0 bytes); give "
+                         "text files, one sentence per line, a blank line between documents.")
+    limit = text_reader.MAX_INVALID_UTF8_SHARE
+    for path, counts in sorted(per_file.items()):
+        invalid, size = counts.get("invalid_utf8_bytes", 0), counts.get("bytes", 0)
+        if size and invalid / size > limit:
+            raise ValueError(
+                f"{input_flag}: {path} is not UTF-8 text: {invalid / size:.1%} of its {size} bytes are "
+                f"invalid UTF-8 (at most {limit:.0%} is accepted); give UTF-8 text (convert other "
+                f"encodings with iconv, decompress archives, name gzip files *.gz).")
+        if invalid:
+            logging.getLogger(__name__).warning(
+                "%s: %s has %d invalid UTF-8 bytes (%.3f%% of %d); they are dropped, as the original "
+                "does.", input_flag, path, invalid, 100 * invalid / size, size)
+    if sum(c.get("documents", 0) for c in per_file.values()) == 0:
+        raise ValueError(f"{input_flag} {list(patterns)}: the files hold only blank lines "
+                         f"({total_bytes} bytes of whitespace): no document to train on; documents "
+                         "are lines of text separated by a blank line.")
+
+
 def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab_file: str,
                    staging_dir: str, options: PretrainingDataOptions,
                    bucket_bytes: int = DEFAULT_BUCKET_BYTES):
@@ -366,7 +425,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                      options: PretrainingDataOptions,
                      beam_pipeline_args: Optional[List[str]] = None,
                      bucket_bytes: int = DEFAULT_BUCKET_BYTES,
-                     pipeline: Optional[beam.Pipeline] = None) -> dict:
+                     pipeline: Optional[beam.Pipeline] = None,
+                     input_flag: str = "--input_file") -> dict:
     """Runs the job and puts output_dir/{train,eval}/part-*.tfrecord in place atomically.
 
     Args:
@@ -378,6 +438,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
         default: DirectRunner, multi_threading, 2 workers.
       pipeline: an existing, not yet run pipeline (e.g. a TFX Beam component's) to
         build the job on instead; beam_pipeline_args are then ignored. It is run here.
+      input_flag: the caller's name for input_patterns in error messages (`bertpipe run`
+        calls them --corpus).
     Returns:
       stats: num_train_instances, num_eval_instances, num_documents, num_train_documents,
       num_eval_documents, num_tokens, num_masked, input_bytes, seconds, ...
@@ -387,7 +449,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
     options.validate()
     patterns = text_reader.split_patterns(input_patterns)
     vocab_lib.load_vocabulary(vocab_file)  # fail here, not on a worker
-    text_reader.expand_patterns(patterns)
+    text_reader.expand_patterns(patterns, input_flag)
     if not output_dir:
         raise ValueError("--output_dir is empty.")
     output_dir = output_dir.rstrip("/")
@@ -404,7 +466,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                 info = build_pipeline(p, patterns, vocab_file, staging_dir, options,
                                       bucket_bytes)
         stats = finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info,
-                                time.time() - started)
+                                time.time() - started, input_flag)
     except BaseException:
         _delete_tree(staging_dir)
         raise
@@ -469,8 +531,11 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
     return opts
 
 
-def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds):
+def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds,
+                    input_flag="--input_file"):
     """Fills empty shards, writes the manifest, then swaps staging_dir into output_dir."""
+    check_corpus_read(_read_reading_stats(FileSystems.join(staging_dir, _STATS_DIR)), patterns,
+                      input_flag)
     raw = _read_stats(FileSystems.join(staging_dir, _STATS_DIR))
     _delete_tree(FileSystems.join(staging_dir, _STATS_DIR))
     _delete_tree(FileSystems.join(staging_dir, _SPILL_DIR))
@@ -492,10 +557,10 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
         "seconds": round(seconds, 3),
     }
     if stats["num_documents"] == 0:
-        raise ValueError(f"No documents in --input_file {list(patterns)}: the files are empty "
-                         "or only blank lines / characters that tokenise to nothing.")
+        raise ValueError(f"No documents in {input_flag} {list(patterns)}: every line is made of "
+                         "characters that tokenise to nothing (control characters?); give text.")
     if stats["num_train_instances"] == 0:
-        raise ValueError(f"No training instances from --input_file {list(patterns)}: all "
+        raise ValueError(f"No training instances from {input_flag} {list(patterns)}: all "
                          f"{stats['num_documents']} document(s) went to eval; lower "
                          f"--eval_fraction (now {options.eval_fraction}).")
     for split in bucket_lib.SPLITS:

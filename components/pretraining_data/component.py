@@ -24,6 +24,10 @@ from components.pretraining_data import beam_job, text_reader
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
+# The pipeline's corpus_pattern is set by `bertpipe run/compile --corpus`: errors about it
+# name that flag, not prepare-data's --input_file.
+CORPUS_FLAG = "--corpus"
+
 
 @component
 def VocabularyGen(  # pylint: disable=invalid-name
@@ -34,7 +38,7 @@ def VocabularyGen(  # pylint: disable=invalid-name
     """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs)."""
     path = os.path.join(vocabulary.uri, Vocabulary.FILE_NAME)
     size = vocab_lib.learn_vocabulary(text_reader.split_patterns(corpus_pattern), path,
-                                      vocab_size, bool(do_lower_case))
+                                      vocab_size, bool(do_lower_case), input_flag=CORPUS_FLAG)
     vocabulary.set_int_custom_property("vocab_size", size)
     vocabulary.set_int_custom_property("do_lower_case", int(bool(do_lower_case)))
 
@@ -62,7 +66,8 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
             f"{vocabulary.uri} was learnt with do_lower_case={bool(vocab_lower)}; use the same.")
     vocab_file = vocabulary_file(vocabulary.uri)
     stats = beam_job.run_prepare_data(text_reader.split_patterns(corpus_pattern), vocab_file,
-                                      records_dir, options, pipeline=beam_pipeline)
+                                      records_dir, options, pipeline=beam_pipeline,
+                                      input_flag=CORPUS_FLAG)
     manifest = {"records_dir": records_dir, "stats": stats, "options": json.loads(options.to_json()),
                 "vocab_file": vocab_file, "corpus_pattern": corpus_pattern}
     vocab_lib.write_text(os.path.join(records.uri, PretrainingRecords.MANIFEST_NAME),

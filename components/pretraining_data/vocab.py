@@ -60,7 +60,8 @@ def load_vocabulary(path: str) -> List[str]:
 
 
 def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size: int,
-                     do_lower_case: bool, max_lines: int = DEFAULT_MAX_LINES) -> int:
+                     do_lower_case: bool, max_lines: int = DEFAULT_MAX_LINES,
+                     input_flag: str = "--input_file") -> int:
     """Learns a WordPiece vocabulary with tensorflow-text's BERT vocabulary learner.
 
     Words are split the way the data job splits them (same text cleaning, then
@@ -73,6 +74,8 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
         fewer tokens for a small corpus.
       do_lower_case: uncased vocabulary.
       max_lines: read at most this many lines (in file order).
+      input_flag: the caller's name for input_patterns in error messages (`bertpipe run`
+        calls them --corpus).
     Returns:
       The number of tokens written.
     """
@@ -83,11 +86,13 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
 
     from components.pretraining_data import text_reader
 
-    files = text_reader.expand_patterns(input_patterns)
+    files = text_reader.expand_patterns(input_patterns, input_flag)
     lines = list(_iter_lines(files, max_lines))
     if not lines:
-        raise ValueError(f"No text in {text_reader.split_patterns(input_patterns)} "
-                         "(--input_file): every matched file is empty.")
+        what = ("the files hold only blank lines" if any(f.size_bytes for f in files)
+                else "the files are empty (0 bytes)")
+        raise ValueError(f"{input_flag} {text_reader.split_patterns(input_patterns)}: {what}; give text "
+                         "files, one sentence per line, a blank line between documents.")
     word_counts = _count_words(lines, do_lower_case)
     # The learner keeps words seen at least lower_thresh times; its default (10)
     # leaves a small corpus with single characters only.

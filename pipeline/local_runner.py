@@ -13,6 +13,7 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
+from components.lineage.store import MySQLTarget
 from pipeline import code_version
 from pipeline.config import PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
@@ -48,20 +49,51 @@ def default_beam_args(direct_num_workers: int) -> list[str]:
         if direct_num_workers > 1 else ["--direct_num_workers=1"]
 
 
+def mysql_connection_config(target: MySQLTarget):
+    """TFX's MySQL ConnectionConfig for `target` (its helper has no socket argument: set after)."""
+    config = tfx.orchestration.metadata.mysql_metadata_connection_config(
+        host=target.host, port=target.port, database=target.database, username=target.user,
+        password=target.password)
+    if target.socket:
+        config.mysql.ClearField("host")
+        config.mysql.ClearField("port")
+        config.mysql.socket = target.socket
+    return config
+
+
 def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]] = None,
-              enable_cache: bool = False) -> run_summary.RunSummary:
-    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics."""
+              enable_cache: bool = False, mysql: Optional[MySQLTarget] = None):
+    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics.
+
+    mysql: keep ML-metadata in this MySQL/MariaDB database instead of paths.metadata_path. The
+      run summary then says where the metadata went (`bertpipe lineage runs` with the same
+      flags reads it), since the summary reads SQLite.
+    """
     config.validate()
     if config.examples_dir and not os.path.isdir(config.examples_dir):
         raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
-    os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
+    if mysql is None:
+        os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
+        connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+    else:
+        connection = mysql_connection_config(mysql)
+        _check_mysql_reachable(connection, mysql)
     pipeline = create_pipeline(
         config, bert_config_dict(config), pipeline_root=paths.pipeline_root,
         serving_model_dir=paths.serving_model_dir,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            paths.metadata_path),
+        metadata_connection_config=connection,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1),
         examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
         enable_cache=enable_cache, code_version=code_version.current().to_dict())
     tfx.orchestration.LocalDagRunner().run(pipeline)
+    if mysql is not None:
+        return (f"Pipeline {config.pipeline_name!r} finished; its metadata is in {mysql.describe()}. "
+                "`bertpipe lineage runs` with the same --metadata_mysql_* flags shows the run.")
     return run_summary.summarize(paths.metadata_path, config.pipeline_name)
+
+
+def _check_mysql_reachable(connection, target: MySQLTarget) -> None:
+    """Fails before any step runs when the MySQL store cannot be opened (a one-line reason)."""
+    from components.lineage.store import connect
+
+    connect(connection, target.describe())

@@ -43,6 +43,7 @@ def VocabularyGen(  # pylint: disable=invalid-name
     size = vocab_lib.learn_vocabulary(patterns, path, vocab_size, bool(do_lower_case))
     vocabulary.set_int_custom_property("vocab_size", size)
     vocabulary.set_int_custom_property("do_lower_case", int(bool(do_lower_case)))
+    vocabulary.set_string_custom_property("sha256", corpus_files.file_sha256(path))
     vocabulary.set_string_custom_property(corpus_files.PROPERTY_NAME, corpus_files.corpus_files_json(patterns))
 
 

@@ -4,6 +4,7 @@
     bertpipe compile       the Vertex AI pipeline spec (KubeflowV2DagRunner JSON)
     bertpipe vocab         learn a WordPiece vocabulary
     bertpipe prepare-data  text -> pretraining TFRecords (create_pretraining_data's flags)
+    bertpipe lineage       which data, vocabulary, config and code made which model (ML-metadata)
 
 Flags keep run_pretraining.py / create_pretraining_data.py's names, so their users
 find what they know. This module is the entry point: the only place that reads flags
@@ -18,6 +19,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from components.lineage.cli import add_mysql_flags, mysql_target
+from components.lineage.cli import register as register_lineage_commands
 from components.pretraining_data.cli import parse_bool
 from components.pretraining_data.cli import register as register_data_commands
 from pipeline.config import PipelineConfig, local_default
@@ -96,7 +99,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     paths = local_runner.LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
     beam_args = local_runner.default_beam_args(args.direct_num_workers) + list(args.beam_arg or [])
-    summary = local_runner.run_local(config, paths, beam_args, enable_cache=args.enable_cache)
+    mysql = mysql_target(args)
+    if mysql is not None and args.metadata_path:
+        raise ValueError("--metadata_path (SQLite) and --metadata_mysql_database (MySQL) both name a metadata "
+                         "store: give one.")
+    summary = local_runner.run_local(config, paths, beam_args, enable_cache=args.enable_cache, mysql=mysql)
     print(summary.render())
     return 0
 
@@ -132,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Beam DirectRunner worker processes for the data steps")
     run.add_argument("--beam_arg", action="append", help="extra Beam pipeline argument (repeatable)")
     run.add_argument("--enable_cache", action="store_true", help="reuse unchanged steps of earlier runs")
+    add_mysql_flags(run)
     run.set_defaults(func=cmd_run)
 
     comp = sub.add_parser("compile", help="write the Vertex AI pipeline spec", description=(
@@ -147,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compile)
 
     register_data_commands(sub)
+    register_lineage_commands(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from tfx.dsl.compiler import compiler
 from tfx.dsl.compiler import constants as compiler_constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from components.lineage.store import MySQLTarget
 from pipeline import code_version, input_checks, interrupted_runs, private_tmp, run_lock
 from pipeline.config import REPO_ROOT, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
@@ -85,9 +86,24 @@ def run_pipeline(pipeline: tfx.dsl.Pipeline, run_id: str) -> None:
     tfx.orchestration.LocalDagRunner().run_with_ir(ir)
 
 
+def mysql_connection_config(target: MySQLTarget):
+    """TFX's MySQL ConnectionConfig for `target` (its helper has no socket argument: set after)."""
+    config = tfx.orchestration.metadata.mysql_metadata_connection_config(
+        host=target.host, port=target.port, database=target.database, username=target.user,
+        password=target.password)
+    if target.socket:
+        config.mysql.ClearField("host")
+        config.mysql.ClearField("port")
+        config.mysql.socket = target.socket
+    return config
+
+
 def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]] = None,
-              enable_cache: bool = False) -> run_summary.RunSummary:
+              enable_cache: bool = False, mysql: Optional[MySQLTarget] = None) -> run_summary.RunSummary:
     """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics.
+
+    mysql: keep ML-metadata in this MySQL/MariaDB database instead of paths.metadata_path
+      (`bertpipe lineage` with the same flags reads it).
 
     Raises:
       run_lock.RunInProgressError: another run uses the same store or pipeline root.
@@ -96,25 +112,36 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
     if config.examples_dir and not os.path.isdir(config.examples_dir):
         raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
     input_checks.check_local_run(config, paths)
-    os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
-    with run_lock.hold([paths.metadata_path, paths.pipeline_root]), private_tmp.private_tmpdir():
-        return _run_locked(config, paths, beam_pipeline_args, enable_cache)
+    if mysql is None:
+        os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
+        connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
+        store_name, locked = paths.metadata_path, [paths.metadata_path, paths.pipeline_root]
+    else:
+        connection = mysql_connection_config(mysql)
+        _check_mysql_reachable(connection, mysql)
+        store_name, locked = mysql.describe(), [paths.pipeline_root]
+    with run_lock.hold(locked), private_tmp.private_tmpdir():
+        return _run_locked(config, paths, connection, store_name, beam_pipeline_args, enable_cache)
 
 
-def _run_locked(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]],
-                enable_cache: bool) -> run_summary.RunSummary:
+def _run_locked(config: PipelineConfig, paths: LocalPaths, connection, store_name: str,
+                beam_pipeline_args: Optional[list[str]], enable_cache: bool) -> run_summary.RunSummary:
     beam_args = beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1)
-    connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
-    if os.path.exists(paths.metadata_path):
-        interrupted_runs.cancel_unfinished_executions(connection_config, config.pipeline_name)
+    interrupted_runs.cancel_unfinished_executions(connection, config.pipeline_name)
     pipeline = create_pipeline(
         config, bert_config_dict(config), pipeline_root=paths.pipeline_root,
         serving_model_dir=paths.serving_model_dir,
-        metadata_connection_config=connection_config,
+        metadata_connection_config=connection,
         beam_pipeline_args=with_dependency_flag(beam_args),
         examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
         enable_cache=enable_cache, code_version=code_version.current().to_dict())
     run_id = new_run_id()
     run_pipeline(pipeline, run_id)
-    return run_summary.summarize(run_summary.sqlite_readonly(paths.metadata_path), config.pipeline_name, run_id,
-                                 metadata_path=paths.metadata_path)
+    return run_summary.summarize(connection, config.pipeline_name, run_id, metadata_path=store_name)
+
+
+def _check_mysql_reachable(connection, target: MySQLTarget) -> None:
+    """Fails before any step runs when the MySQL store cannot be opened (a one-line reason)."""
+    from components.lineage.store import connect
+
+    connect(connection, target.describe())

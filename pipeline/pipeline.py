@@ -87,8 +87,13 @@ def create_pipeline(
         (else one directory, split 9:1 by ImportExampleGen).
       enable_cache: reuse earlier executions' outputs for unchanged inputs.
       code_version: pipeline.code_version.CodeVersion.to_dict() of the code building the
-        pipeline; it reaches the Trainer's custom_config (recorded, and part of the cache key).
+        pipeline; it reaches the Trainer's custom_config and the `code_version` execution
+        property of VocabularyGen and PretrainingDataGen (recorded in ML-metadata with each
+        execution, and part of their cache keys). The stock components (ImportExampleGen,
+        Evaluator, Pusher) take no free-form property; they share the run's pipeline_run
+        context with those executions, which is how lineage attributes them.
     """
+    code_version_json = json.dumps(code_version, sort_keys=True) if code_version else ""
     components = []
     vocabulary = None
     if config.vocab_file:
@@ -100,12 +105,14 @@ def create_pipeline(
     if config.examples_dir is None:
         if vocabulary is None:
             vocab_gen = VocabularyGen(corpus_pattern=config.corpus_pattern, vocab_size=config.vocab_size,
-                                      do_lower_case=int(config.data.do_lower_case))
+                                      do_lower_case=int(config.data.do_lower_case),
+                                      code_version=code_version_json)
             components.append(vocab_gen)
             vocabulary = vocab_gen.outputs["vocabulary"]
         records_dir = f"{pipeline_root.rstrip('/')}/pretraining_records/{records_fingerprint(config)}"
         data_gen = PretrainingDataGen(vocabulary=vocabulary, corpus_pattern=config.corpus_pattern,
-                                      records_dir=records_dir, options_json=config.data.to_json())
+                                      records_dir=records_dir, options_json=config.data.to_json(),
+                                      code_version=code_version_json)
         components.append(data_gen)
         input_config, output_config = _example_gen_input(presplit=True)
         example_gen = tfx.components.ImportExampleGen(input_base=records_dir, input_config=input_config)

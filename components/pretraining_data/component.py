@@ -20,7 +20,7 @@ from tfx.dsl.component.experimental.annotations import (BeamComponentParameter, 
 from tfx.dsl.component.experimental.decorators import component
 
 from components.artifacts import PretrainingRecords, Vocabulary, vocabulary_file
-from components.pretraining_data import beam_job, text_reader
+from components.pretraining_data import beam_job, corpus_files, text_reader
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
@@ -34,13 +34,21 @@ def VocabularyGen(  # pylint: disable=invalid-name
         corpus_pattern: Parameter[str],
         vocab_size: Parameter[int],
         do_lower_case: Parameter[int],
-        vocabulary: OutputArtifact[Vocabulary]) -> None:
-    """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs)."""
+        vocabulary: OutputArtifact[Vocabulary],
+        code_version: Parameter[str] = "") -> None:
+    """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs).
+
+    code_version: pipeline.code_version.CodeVersion as JSON; an execution property, so
+    ML-metadata records which code made the vocabulary.
+    """
+    del code_version  # Recorded by TFX as an execution property; nothing to compute from it.
+    patterns = text_reader.split_patterns(corpus_pattern)
     path = os.path.join(vocabulary.uri, Vocabulary.FILE_NAME)
-    size = vocab_lib.learn_vocabulary(text_reader.split_patterns(corpus_pattern), path,
-                                      vocab_size, bool(do_lower_case), input_flag=CORPUS_FLAG)
+    size = vocab_lib.learn_vocabulary(patterns, path, vocab_size, bool(do_lower_case), input_flag=CORPUS_FLAG)
     vocabulary.set_int_custom_property("vocab_size", size)
     vocabulary.set_int_custom_property("do_lower_case", int(bool(do_lower_case)))
+    vocabulary.set_string_custom_property("sha256", corpus_files.file_sha256(path))
+    vocabulary.set_string_custom_property(corpus_files.PROPERTY_NAME, corpus_files.corpus_files_json(patterns))
 
 
 @component(use_beam=True)
@@ -50,12 +58,15 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
         records_dir: Parameter[str],
         options_json: Parameter[str],
         records: OutputArtifact[PretrainingRecords],
-        beam_pipeline: BeamComponentParameter[beam.Pipeline] = None) -> None:
+        beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
+        code_version: Parameter[str] = "") -> None:
     """Writes records_dir/{train,eval}/part-*.tfrecord and a manifest.json in the artifact.
 
     options_json: PretrainingDataOptions.to_json(); "" means the defaults. Its
     do_lower_case must match the vocabulary's.
+    code_version: as VocabularyGen's (recorded as an execution property).
     """
+    del code_version  # Recorded by TFX as an execution property.
     options = PretrainingDataOptions.from_json(options_json or "{}")
     # Unset on vocabularies imported from elsewhere: then there is nothing to check.
     vocab_lower = (vocabulary.get_int_custom_property("do_lower_case")
@@ -75,3 +86,7 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
     records.set_int_custom_property("num_train_instances", stats["num_train_instances"])
     records.set_int_custom_property("num_eval_instances", stats["num_eval_instances"])
     records.set_string_custom_property("records_dir", records_dir)
+    records.set_string_custom_property("options", options.to_json())
+    records.set_string_custom_property("stats", json.dumps(stats, sort_keys=True))
+    records.set_string_custom_property(corpus_files.PROPERTY_NAME,
+                                       corpus_files.corpus_files_json(text_reader.split_patterns(corpus_pattern)))

@@ -42,7 +42,7 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     os.makedirs(output_dir, exist_ok=True)
     staging = f".{filename}.partial"
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=staging)
     runner.run(pipeline, write_out=True)
     os.replace(os.path.join(output_dir, staging), output_path)

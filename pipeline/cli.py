@@ -2,6 +2,7 @@
 
     bertpipe run           the whole pipeline locally (LocalDagRunner, SQLite metadata)
     bertpipe compile       the Vertex AI pipeline spec (KubeflowV2DagRunner JSON)
+    bertpipe run-spec      run a compiled spec here, as Vertex AI would (no containers)
     bertpipe vocab         learn a WordPiece vocabulary
     bertpipe prepare-data  text -> pretraining TFRecords (create_pretraining_data's flags)
     bertpipe lineage       which data, vocabulary, config and code made which model (ML-metadata)
@@ -119,6 +120,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_spec(args: argparse.Namespace) -> int:
+    from kubeflow import spec_runner  # Deferred, as above.
+
+    overrides = {}
+    for item in args.parameter or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--parameter {item}: expected NAME=VALUE")
+        overrides[name] = value
+    result = spec_runner.run_spec(args.spec, args.pipeline_root, args.metadata_path, overrides)
+    print(result.render())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertpipe", description="Pretrain BERT (masked LM + next sentence) as a TFX pipeline: "
@@ -153,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="container image with this project installed (see kubeflow/Dockerfile)")
     comp.add_argument("--beam_arg", action="append", help="Beam pipeline argument, e.g. --runner=DataflowRunner")
     comp.set_defaults(func=cmd_compile)
+
+    run_spec = sub.add_parser("run-spec", help="run a compiled spec locally, as Vertex AI would", description=(
+        "Walk a compiled PipelineJob's DAG and run each task's container command (TFX's entrypoint) in a "
+        "subprocess with this Python, importers and resolvers as Vertex AI's orchestrator does, recording "
+        "executions and artifacts in a local ML-metadata store."))
+    run_spec.add_argument("spec", help="the PipelineJob JSON written by `bertpipe compile`")
+    run_spec.add_argument("--pipeline_root", help="local directory for task outputs and logs "
+                                                  "(default: the spec's pipeline root, if local)")
+    run_spec.add_argument("--metadata_path", required=True, help="SQLite ML-metadata store (created if missing)")
+    run_spec.add_argument("--parameter", action="append", metavar="NAME=VALUE",
+                          help="override a runtime parameter of the job (repeatable)")
+    run_spec.set_defaults(func=cmd_run_spec)
 
     register_data_commands(sub)
     register_lineage_commands(sub)

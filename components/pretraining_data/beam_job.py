@@ -365,7 +365,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                      options: PretrainingDataOptions,
                      beam_pipeline_args: Optional[List[str]] = None,
                      bucket_bytes: int = DEFAULT_BUCKET_BYTES,
-                     pipeline: Optional[beam.Pipeline] = None) -> dict:
+                     pipeline: Optional[beam.Pipeline] = None,
+                     manifest_extra: Optional[dict] = None) -> dict:
     """Runs the job and puts output_dir/{train,eval}/part-*.tfrecord in place atomically.
 
     Args:
@@ -377,6 +378,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
         default: DirectRunner, multi_threading, 2 workers.
       pipeline: an existing, not yet run pipeline (e.g. a TFX Beam component's) to
         build the job on instead; beam_pipeline_args are then ignored. It is run here.
+      manifest_extra: more keys for the manifest (e.g. what identifies the inputs), written
+        with it before the records are published.
     Returns:
       stats: num_train_instances, num_eval_instances, num_documents, num_train_documents,
       num_eval_documents, num_tokens, num_masked, input_bytes, seconds, ...
@@ -402,7 +405,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                 info = build_pipeline(p, patterns, vocab_file, staging_dir, options,
                                       bucket_bytes)
         stats = finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info,
-                                time.time() - started)
+                                time.time() - started, manifest_extra)
     except BaseException:
         _delete_tree(staging_dir)
         raise
@@ -467,7 +470,7 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
     return opts
 
 
-def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds):
+def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds, manifest_extra=None):
     """Fills empty shards, writes the manifest, then swaps staging_dir into output_dir."""
     raw = _read_stats(FileSystems.join(staging_dir, _STATS_DIR))
     _delete_tree(FileSystems.join(staging_dir, _STATS_DIR))
@@ -507,7 +510,8 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
                 "options": json.loads(options.to_json()),
                 "input_file": list(patterns), "vocab_file": vocab_file,
                 "train_pattern": FileSystems.join(output_dir, "train", "part-*.tfrecord"),
-                "eval_pattern": FileSystems.join(output_dir, "eval", "part-*.tfrecord")}
+                "eval_pattern": FileSystems.join(output_dir, "eval", "part-*.tfrecord"),
+                **(manifest_extra or {})}
     with FileSystems.create(FileSystems.join(staging_dir, MANIFEST_NAME)) as f:
         f.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
     _swap_into_place(staging_dir, output_dir)

@@ -24,10 +24,24 @@ DEFAULT_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "*.txt")
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """The Evaluator's blessing gate: a model is pushed only if it clears these bounds."""
+    """The Evaluator's blessing gate: a model is pushed only if it clears these bounds.
+
+    When retraining, the candidate is also compared with the latest blessed model on the
+    same eval split: its masked_lm_accuracy may be at most `max_masked_lm_accuracy_drop`
+    below the baseline's (and next_sentence_accuracy at most
+    `max_next_sentence_accuracy_drop`, if set).
+    """
 
     min_masked_lm_accuracy: float = 0.01
     min_next_sentence_accuracy: float = 0.0
+    max_masked_lm_accuracy_drop: float = 0.0
+    max_next_sentence_accuracy_drop: Optional[float] = None
+
+    def validate(self) -> None:
+        for name in ("max_masked_lm_accuracy_drop", "max_next_sentence_accuracy_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"--{name} must be between 0 and 1 (an accuracy difference), got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +78,17 @@ class PipelineConfig:
             raise ValueError(
                 "--examples needs the vocabulary size of the records: give --vocab_file (the vocab the "
                 "records were made with) or --bert_config_file (with its vocab_size).")
+        for flag, pattern in (("--corpus", self.corpus_pattern), ("--examples", self.examples_dir)):
+            if pattern and "{SPAN}" in pattern and "," in pattern:
+                raise ValueError(f"{flag} {pattern}: a pattern with {{SPAN}} must be one pattern, not a "
+                                 "comma-separated list (put every file of a span under span-{SPAN}/).")
+            if pattern and "{VERSION}" in pattern and "{SPAN}" not in pattern:
+                raise ValueError(f"{flag} {pattern} has {{VERSION}} but no {{SPAN}}: a version belongs to a span.")
         if self.vocab_size < 10:
             raise ValueError(f"--vocab_size must be at least 10, got {self.vocab_size}")
         self.data.validate()
         self.training.validate()
+        self.evaluation.validate()
 
     # --- JSON round-trip -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

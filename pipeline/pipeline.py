@@ -12,6 +12,19 @@ ImportExampleGen takes a directory, not an artifact, so PretrainingDataGen write
 records to a directory derived from the pipeline root and a fingerprint of everything
 that determines the records; ImportExampleGen runs after it and copies them into its
 own Examples artifact.
+
+Spans: with `{SPAN}` in the corpus pattern, PretrainingDataGen writes the newest span's
+records to `<records dir>/span-<n>/records`; with `{SPAN}` in `config.examples_dir`,
+ImportExampleGen reads that pattern. Either way ImportExampleGen picks the newest span
+and records its number (and version) on the Examples artifact.
+
+Retraining (`retraining=True`) adds one node and two inputs:
+
+    Resolver(LatestBlessedModelStrategy) --model--> BertTrainer.base_model  (warm start)
+                                         --model--> Evaluator.baseline_model (change thresholds)
+
+On the first run the resolver finds no blessed model: the Trainer starts from
+--init_checkpoint or from scratch, and the Evaluator judges on the value bounds alone.
 """
 from __future__ import annotations
 
@@ -26,6 +39,7 @@ from tfx.proto import example_gen_pb2
 
 from components.artifacts import Vocabulary
 from components.evaluator.eval_config import make_eval_config
+from components.pretraining_data import spans
 from components.pusher.executor import AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
@@ -33,6 +47,8 @@ from components.trainer.params import TrainerParams
 from pipeline.config import PipelineConfig
 
 RUN_FN = "components.trainer.run_fn.run_fn"
+# The id the Vertex spec and its local executor know the resolver by.
+LATEST_BLESSED_MODEL_RESOLVER = "latest_blessed_model_resolver"
 
 
 def records_fingerprint(config: PipelineConfig) -> str:
@@ -48,14 +64,25 @@ def training_fingerprint(config: PipelineConfig) -> str:
     return hashlib.sha256(config.to_json().encode()).hexdigest()[:16]
 
 
-def _example_gen_input(presplit: bool) -> tuple[example_gen_pb2.Input, Optional[example_gen_pb2.Output]]:
+def split_span_pattern(pattern: str) -> tuple[str, str]:
+    """`/data/records/span-{SPAN}` -> (`/data/records`, `span-{SPAN}`): ImportExampleGen's
+    input_base must be a plain directory; its split patterns may hold the placeholders."""
+    parts = pattern.rstrip("/").split("/")
+    first = next(i for i, part in enumerate(parts) if "{SPAN}" in part or "{VERSION}" in part)
+    return "/".join(parts[:first]) or "/", "/".join(parts[first:])
+
+
+def _example_gen_input(presplit: bool, prefix: str = "") -> tuple[example_gen_pb2.Input,
+                                                                   Optional[example_gen_pb2.Output]]:
+    """Split patterns under `prefix` (a span pattern relative to input_base, or "")."""
+    under = f"{prefix}/" if prefix else ""
     if presplit:
         return example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="train", pattern="train/*"),
-            example_gen_pb2.Input.Split(name="eval", pattern="eval/*"),
+            example_gen_pb2.Input.Split(name="train", pattern=f"{under}train/*"),
+            example_gen_pb2.Input.Split(name="eval", pattern=f"{under}eval/*"),
         ]), None
     # One directory of records: hold out 1 in 10 (by hash of the example) for eval.
-    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern="*")]), \
+    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern=f"{under}*")]), \
         example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=9),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
@@ -72,6 +99,7 @@ def create_pipeline(
     examples_presplit: bool = True,
     enable_cache: bool = False,
     code_version: Optional[dict] = None,
+    retraining: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -92,6 +120,8 @@ def create_pipeline(
         execution, and part of their cache keys). The stock components (ImportExampleGen,
         Evaluator, Pusher) take no free-form property; they share the run's pipeline_run
         context with those executions, which is how lineage attributes them.
+      retraining: warm-start the Trainer from the latest blessed model and bless only a
+        candidate that does not fall behind it (config.evaluation's max_*_drop).
     """
     code_version_json = json.dumps(code_version, sort_keys=True) if code_version else ""
     components = []
@@ -114,14 +144,27 @@ def create_pipeline(
                                       records_dir=records_dir, options_json=config.data.to_json(),
                                       code_version=code_version_json)
         components.append(data_gen)
-        input_config, output_config = _example_gen_input(presplit=True)
+        layout = spans.records_layout(config.corpus_pattern) if spans.has_span(config.corpus_pattern) else ""
+        input_config, output_config = _example_gen_input(presplit=True, prefix=layout)
         example_gen = tfx.components.ImportExampleGen(input_base=records_dir, input_config=input_config)
         example_gen.add_upstream_node(data_gen)
     else:
-        input_config, output_config = _example_gen_input(presplit=examples_presplit)
-        example_gen = tfx.components.ImportExampleGen(input_base=config.examples_dir, input_config=input_config,
+        input_base, prefix = (split_span_pattern(config.examples_dir) if spans.has_span(config.examples_dir)
+                              else (config.examples_dir, ""))
+        input_config, output_config = _example_gen_input(presplit=examples_presplit, prefix=prefix)
+        example_gen = tfx.components.ImportExampleGen(input_base=input_base, input_config=input_config,
                                                       output_config=output_config)
     components.append(example_gen)
+
+    base_model = None
+    if retraining:
+        resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(LATEST_BLESSED_MODEL_RESOLVER)
+        components.append(resolver)
+        base_model = resolver.outputs["model"]
 
     trainer_params = TrainerParams(
         bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
@@ -129,16 +172,19 @@ def create_pipeline(
         checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}",
         code_version=code_version)
     trainer = BertTrainer(
-        examples=example_gen.outputs["examples"], vocabulary=vocabulary, run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"], vocabulary=vocabulary, base_model=base_model, run_fn=RUN_FN,
         custom_config=trainer_params.to_custom_config(),
         train_args=tfx.proto.TrainArgs(num_steps=config.training.num_train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.max_eval_steps))
     components.append(trainer)
 
+    gate = config.evaluation
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        eval_config=make_eval_config(config.evaluation.min_masked_lm_accuracy,
-                                     config.evaluation.min_next_sentence_accuracy))
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"], baseline_model=base_model,
+        eval_config=make_eval_config(
+            gate.min_masked_lm_accuracy, gate.min_next_sentence_accuracy,
+            max_masked_lm_accuracy_drop=gate.max_masked_lm_accuracy_drop if retraining else None,
+            max_next_sentence_accuracy_drop=gate.max_next_sentence_accuracy_drop if retraining else None))
     components.append(evaluator)
 
     pusher = tfx.components.Pusher(

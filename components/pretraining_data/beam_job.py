@@ -426,7 +426,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                      beam_pipeline_args: Optional[List[str]] = None,
                      bucket_bytes: int = DEFAULT_BUCKET_BYTES,
                      pipeline: Optional[beam.Pipeline] = None,
-                     input_flag: str = "--input_file") -> dict:
+                     input_flag: str = "--input_file",
+                     manifest_extra: Optional[dict] = None) -> dict:
     """Runs the job and puts output_dir/{train,eval}/part-*.tfrecord in place atomically.
 
     Args:
@@ -440,6 +441,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
         build the job on instead; beam_pipeline_args are then ignored. It is run here.
       input_flag: the caller's name for input_patterns in error messages (`bertpipe run`
         calls them --corpus).
+      manifest_extra: more keys for the manifest (e.g. what identifies the inputs), written
+        with it before the records are published.
     Returns:
       stats: num_train_instances, num_eval_instances, num_documents, num_train_documents,
       num_eval_documents, num_tokens, num_masked, input_bytes, seconds, ...
@@ -466,7 +469,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                 info = build_pipeline(p, patterns, vocab_file, staging_dir, options,
                                       bucket_bytes)
         stats = finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info,
-                                time.time() - started, input_flag)
+                                time.time() - started, input_flag, manifest_extra)
     except BaseException:
         _delete_tree(staging_dir)
         raise
@@ -532,7 +535,7 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
 
 
 def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds,
-                    input_flag="--input_file"):
+                    input_flag="--input_file", manifest_extra=None):
     """Fills empty shards, writes the manifest, then swaps staging_dir into output_dir."""
     check_corpus_read(_read_reading_stats(FileSystems.join(staging_dir, _STATS_DIR)), patterns,
                       input_flag)
@@ -574,7 +577,8 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
                 "options": json.loads(options.to_json()),
                 "input_file": list(patterns), "vocab_file": vocab_file,
                 "train_pattern": FileSystems.join(output_dir, "train", "part-*.tfrecord"),
-                "eval_pattern": FileSystems.join(output_dir, "eval", "part-*.tfrecord")}
+                "eval_pattern": FileSystems.join(output_dir, "eval", "part-*.tfrecord"),
+                **(manifest_extra or {})}
     with FileSystems.create(FileSystems.join(staging_dir, MANIFEST_NAME)) as f:
         f.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
     _swap_into_place(staging_dir, output_dir)

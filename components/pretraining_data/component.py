@@ -10,8 +10,15 @@ A Beam component declares `beam_pipeline: BeamComponentParameter[beam.Pipeline] 
 beam_pipeline_args. PretrainingDataGen
 builds its job on that pipeline and runs it itself, so it can stage the output
 and rename it into place after the run.
+
+Spans: with `{SPAN}` in the corpus pattern, VocabularyGen learns from the first (oldest)
+span, so every later span is tokenised with the same vocabulary and a model can keep
+training on new spans; PretrainingDataGen writes the newest span's records to
+`records_dir/span-<n>/records`, where ImportExampleGen finds the newest span itself.
+Records already published for the same inputs are not generated again.
 """
 import json
+import logging
 import os
 
 import apache_beam as beam
@@ -20,7 +27,7 @@ from tfx.dsl.component.experimental.annotations import (BeamComponentParameter, 
 from tfx.dsl.component.experimental.decorators import component
 
 from components.artifacts import PretrainingRecords, Vocabulary, vocabulary_file
-from components.pretraining_data import beam_job, corpus_files, text_reader
+from components.pretraining_data import beam_job, corpus_files, records_reuse, spans, text_reader
 from components.pretraining_data import vocab as vocab_lib
 from components.pretraining_data.options import PretrainingDataOptions
 
@@ -36,15 +43,19 @@ def VocabularyGen(  # pylint: disable=invalid-name
         do_lower_case: Parameter[int],
         vocabulary: OutputArtifact[Vocabulary],
         code_version: Parameter[str] = "") -> None:
-    """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs).
+    """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs; with
+    {SPAN}, its first span).
 
     code_version: pipeline.code_version.CodeVersion as JSON; an execution property, so
     ML-metadata records which code made the vocabulary.
     """
     del code_version  # Recorded by TFX as an execution property; nothing to compute from it.
-    patterns = text_reader.split_patterns(corpus_pattern)
     path = os.path.join(vocabulary.uri, Vocabulary.FILE_NAME)
+    first = spans.resolve(corpus_pattern, which="first")
+    patterns = [first.pattern] if first else text_reader.split_patterns(corpus_pattern)
     size = vocab_lib.learn_vocabulary(patterns, path, vocab_size, bool(do_lower_case), input_flag=CORPUS_FLAG)
+    if first:
+        vocabulary.set_int_custom_property("span", first.number)
     vocabulary.set_int_custom_property("vocab_size", size)
     vocabulary.set_int_custom_property("do_lower_case", int(bool(do_lower_case)))
     vocabulary.set_string_custom_property("sha256", corpus_files.file_sha256(path))
@@ -76,17 +87,35 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
             f"options_json do_lower_case={options.do_lower_case} but the Vocabulary at "
             f"{vocabulary.uri} was learnt with do_lower_case={bool(vocab_lower)}; use the same.")
     vocab_file = vocabulary_file(vocabulary.uri)
-    stats = beam_job.run_prepare_data(text_reader.split_patterns(corpus_pattern), vocab_file,
-                                      records_dir, options, pipeline=beam_pipeline,
-                                      input_flag=CORPUS_FLAG)
-    manifest = {"records_dir": records_dir, "stats": stats, "options": json.loads(options.to_json()),
-                "vocab_file": vocab_file, "corpus_pattern": corpus_pattern}
+    span = spans.resolve(corpus_pattern)
+    if span is not None:
+        patterns = [span.pattern]
+        output_dir = f"{records_dir.rstrip('/')}/{spans.records_subdir(corpus_pattern, span)}"
+    else:
+        patterns, output_dir = text_reader.split_patterns(corpus_pattern), records_dir
+    files = [f.path for f in text_reader.expand_patterns(patterns, option_name=CORPUS_FLAG)]
+    key = records_reuse.inputs_key(files, vocab_file, options.to_json())
+    published = records_reuse.published_manifest(output_dir, key, options.num_shards, beam_job.MANIFEST_NAME)
+    if published is not None:
+        logging.info("Records for these inputs are already published at %s; not generating them again.",
+                     output_dir)
+        stats = published["stats"]
+    else:
+        stats = beam_job.run_prepare_data(patterns, vocab_file, output_dir, options, pipeline=beam_pipeline,
+                                          input_flag=CORPUS_FLAG, manifest_extra={records_reuse.INPUTS_KEY: key})
+    manifest = {"records_dir": output_dir, "stats": stats, "options": json.loads(options.to_json()),
+                "vocab_file": vocab_file, "corpus_pattern": corpus_pattern, "input_files": files,
+                "reused": published is not None}
     vocab_lib.write_text(os.path.join(records.uri, PretrainingRecords.MANIFEST_NAME),
                          json.dumps(manifest, indent=2, sort_keys=True))
     records.set_int_custom_property("num_train_instances", stats["num_train_instances"])
     records.set_int_custom_property("num_eval_instances", stats["num_eval_instances"])
-    records.set_string_custom_property("records_dir", records_dir)
+    records.set_string_custom_property("records_dir", output_dir)
+    records.set_int_custom_property("reused", int(published is not None))
+    if span is not None:
+        records.set_int_custom_property("span", span.number)
+        if span.version is not None:
+            records.set_int_custom_property("version", span.version)
     records.set_string_custom_property("options", options.to_json())
     records.set_string_custom_property("stats", json.dumps(stats, sort_keys=True))
-    records.set_string_custom_property(corpus_files.PROPERTY_NAME,
-                                       corpus_files.corpus_files_json(text_reader.split_patterns(corpus_pattern)))
+    records.set_string_custom_property(corpus_files.PROPERTY_NAME, corpus_files.corpus_files_json(patterns))

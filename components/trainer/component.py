@@ -2,15 +2,32 @@
 
 The stock Trainer has no input for a vocabulary, so a model's lineage in ML-metadata
 would not say which vocabulary it was trained with. BertTrainer keeps the Trainer's
-spec, executor and run_fn contract, and adds one optional input channel; its
-executor passes the vocabulary's path to run_fn through custom_config["vocab_file"]
+spec, executor and run_fn contract (including the optional `base_model` input, which
+retraining feeds with the latest blessed model), and adds one optional input channel;
+its executor passes the vocabulary's path to run_fn through custom_config["vocab_file"]
 (it is exported with the model as an asset).
+
+The executor also decides, at run time, where the run checkpoints: the pipeline gives a
+directory per configuration (`<root>/checkpoints/<config hash>`), and the executor puts
+the run under a subdirectory named by the identity of its inputs: the Examples'
+span, version and input_fingerprint (which ImportExampleGen records) and the base
+model's id and uri. A rerun after a kill (same configuration, data and base model)
+finds its checkpoints and resumes; new data or a new base model starts a fresh
+directory (warm-started from the base model), so a scheduled rerun of one compiled
+spec trains on what is new instead of returning the old model.
+
+After training it records on the Model artifact what it was trained from: `span` (the
+newest span of its examples), `spans`, `examples_fingerprint`, `base_model_id`,
+`base_model_uri`, `warm_start` and `total_train_steps`; the base_model INPUT event links
+the two models in ML-metadata.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Optional
 
+import tensorflow as tf
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_component, executor_spec
@@ -20,8 +37,10 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils
 
 from components.artifacts import Vocabulary, vocabulary_file
+from components.trainer import warm_start
 
 VOCABULARY_KEY = "vocabulary"
+BASE_MODEL_KEY = standard_component_specs.BASE_MODEL_KEY
 
 
 class BertTrainerSpec(standard_component_specs.TrainerSpec):
@@ -31,18 +50,70 @@ class BertTrainerSpec(standard_component_specs.TrainerSpec):
               VOCABULARY_KEY: ChannelParameter(type=Vocabulary, optional=True)}
 
 
+def _examples_identity(examples: list[types.Artifact]) -> list[dict]:
+    """What names the training data across reruns: not the uri (ImportExampleGen copies the
+    records into a new artifact each run) but span, version and the input fingerprint."""
+    out = []
+    for artifact in examples:
+        fingerprint = (artifact.get_string_custom_property("input_fingerprint")
+                       if artifact.has_custom_property("input_fingerprint") else artifact.uri)
+        out.append({"span": artifact.span if artifact.has_property("span") else None,
+                    "version": artifact.version if artifact.has_property("version") else None,
+                    "input_fingerprint": fingerprint})
+    return sorted(out, key=json.dumps)
+
+
+def run_checkpoint_dir(config_checkpoint_dir: str, examples: list[types.Artifact],
+                       base_models: list[types.Artifact]) -> str:
+    """`<config checkpoint dir>/<hash of the examples' identity and the base model>`."""
+    key = {"examples": _examples_identity(examples),
+           "base_model": [{"id": m.id, "uri": m.uri} for m in base_models]}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{config_checkpoint_dir.rstrip('/')}/run-{digest}"
+
+
+def record_lineage(model: types.Artifact, examples: list[types.Artifact], base_models: list[types.Artifact],
+                   trained_state: Optional[dict]) -> None:
+    """Custom properties on the Model: its data and what it was warm-started from."""
+    identity = _examples_identity(examples)
+    spans = sorted({e["span"] for e in identity if e["span"] is not None})
+    if spans:
+        model.set_int_custom_property("span", spans[-1])
+    model.set_string_custom_property("spans", json.dumps(spans))
+    model.set_string_custom_property("examples_fingerprint", json.dumps([e["input_fingerprint"] for e in identity]))
+    if base_models:
+        model.set_int_custom_property("base_model_id", base_models[0].id)
+        model.set_string_custom_property("base_model_uri", base_models[0].uri)
+    if trained_state:
+        model.set_string_custom_property("warm_start", trained_state["warm_start"])
+        model.set_int_custom_property("total_train_steps", int(trained_state["total_steps"]))
+
+
 class BertTrainerExecutor(trainer_executor.GenericExecutor):
-    """GenericExecutor that hands the Vocabulary artifact's file to run_fn."""
+    """GenericExecutor that hands the Vocabulary artifact's file to run_fn, checkpoints per
+    (configuration, data, base model) and records the model's lineage properties."""
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
+        custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
         vocabularies = input_dict.get(VOCABULARY_KEY) or []
         if vocabularies:
-            custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
             custom_config["vocab_file"] = vocabulary_file(artifact_utils.get_single_uri(vocabularies))
-            exec_properties = {**exec_properties,
-                               standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)}
+        examples = input_dict.get(standard_component_specs.EXAMPLES_KEY) or []
+        base_models = input_dict.get(BASE_MODEL_KEY) or []
+        if "checkpoint_dir" in custom_config:
+            custom_config["checkpoint_dir"] = run_checkpoint_dir(custom_config["checkpoint_dir"], examples,
+                                                                 base_models)
+        exec_properties = {**exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)}
         super().Do(input_dict, output_dict, exec_properties)
+
+        model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
+        info_path = f"{model.uri.rstrip('/')}/{warm_start.CHECKPOINT_DIR}/{warm_start.INFO_FILE}"
+        trained = None
+        if tf.io.gfile.exists(info_path):
+            with tf.io.gfile.GFile(info_path) as f:
+                trained = json.load(f)
+        record_lineage(model, examples, base_models, trained)
 
 
 class BertTrainer(base_component.BaseComponent):
@@ -53,10 +124,12 @@ class BertTrainer(base_component.BaseComponent):
 
     def __init__(self, examples: types.BaseChannel, run_fn: str, custom_config: dict[str, Any],
                  train_args: trainer_pb2.TrainArgs, eval_args: trainer_pb2.EvalArgs,
-                 vocabulary: Optional[types.BaseChannel] = None):
+                 vocabulary: Optional[types.BaseChannel] = None,
+                 base_model: Optional[types.BaseChannel] = None):
         spec = BertTrainerSpec(
             examples=examples,
             vocabulary=vocabulary,
+            base_model=base_model,
             train_args=train_args,
             eval_args=eval_args,
             run_fn=run_fn,

@@ -17,7 +17,7 @@ from components.bert.config import BertConfig
 from components.bert.optimization import create_optimizer
 from components.bert.pretraining_model import BertPretrainingModel, ensure_built
 from components.bert.tf1_checkpoint import is_tf1_checkpoint, load_tf1_checkpoint
-from components.trainer import export, input_pipeline, precision
+from components.trainer import export, input_pipeline, precision, warm_start
 from components.trainer import strategy as strategy_lib
 from components.trainer.data_checks import check_split
 from components.trainer.params import TrainerParams
@@ -84,11 +84,28 @@ def build_state(bert_config: BertConfig, params: TrainerParams,
     return TrainingState(model=model, optimizer=optimizer, strategy=strategy)
 
 
+def _trained_state(bert_config: BertConfig, params: TrainerParams, global_step: int, total_steps: int,
+                   how: str = "none", base_model: str | None = None) -> warm_start.TrainedState:
+    t = params.training
+    return warm_start.TrainedState(
+        bert_config=bert_config.to_dict(), max_seq_length=params.max_seq_length,
+        max_predictions_per_seq=params.max_predictions_per_seq, vocab_file=params.vocab_file,
+        vocab_sha256=warm_start.file_sha256(params.vocab_file), optimizer_type=t.optimizer_type,
+        adam_bias_correction=t.adam_bias_correction, global_step=global_step, total_steps=total_steps,
+        warm_start=how, base_model=base_model)
+
+
 def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str], serving_model_dir: str,
-             model_run_dir: str, strategy: tf.distribute.Strategy | None = None) -> dict:
+             model_run_dir: str, strategy: tf.distribute.Strategy | None = None,
+             base_model: str | None = None) -> dict:
     """do_train then do_eval, then export. Returns the eval metrics.
 
     Plain arguments, so tests drive it without TFX.
+
+    Args:
+      base_model: the Format-Serving directory of a model to warm-start from (see
+        warm_start.py); it wins over --init_checkpoint. Beside `serving_model_dir` the
+        model's own Checkpoint/ is written, for its successors.
     """
     t = params.training
     bert_config = resolve_bert_config(params.bert_config, params.vocab_file)
@@ -117,6 +134,21 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         tf.io.gfile.makedirs(params.checkpoint_dir)
         bert_config.to_json_file(os.path.join(params.checkpoint_dir, "bert_config.json"))
         state = build_state(bert_config, params, strategy)
+        starter, how, base_steps = None, "none", 0
+        if base_model:
+            # Checked before training, so a mismatch costs nothing and trains nothing.
+            base = warm_start.load_trained_state(base_model)
+            how = warm_start.plan_warm_start(base, os.path.dirname(base_model.rstrip("/")),
+                                             _trained_state(bert_config, params, 0, 0))
+            base_steps = base.total_steps
+
+            def starter(model, how=how):  # model is state.model; the optimizer is restored too.
+                warm_start.restore(state, base_model, how)
+            if t.init_checkpoint:
+                logger.info("--init_checkpoint %s is not used: warm-starting from the base model %s.",
+                            t.init_checkpoint, base_model)
+        elif t.init_checkpoint:
+            starter, how = warm_starter(t.init_checkpoint), "init_checkpoint"
 
         def train_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return input_pipeline.make_dataset(
@@ -127,8 +159,8 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
             num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,
             save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
             global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu", use_xla=t.use_xla)
-        train(state, train_dataset, settings, params.checkpoint_dir, os.path.join(model_run_dir, "train"),
-              train_files, warm_starter(t.init_checkpoint) if t.init_checkpoint else None)
+        step = train(state, train_dataset, settings, params.checkpoint_dir, os.path.join(model_run_dir, "train"),
+                     train_files, starter)
 
         eval_dataset = input_pipeline.make_dataset(
             eval_files, t.eval_batch_size, params.max_seq_length, params.max_predictions_per_seq,
@@ -144,6 +176,8 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
                 tf.summary.scalar(f"eval/{name}", metrics[name])
         export.export_saved_model(state.model, bert_config, params.vocab_file, serving_model_dir,
                                   params.max_seq_length, params.max_predictions_per_seq)
+        warm_start.save_trained_state(state, _trained_state(bert_config, params, step, base_steps + step, how,
+                                                            base_model), serving_model_dir)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return metrics
@@ -161,5 +195,4 @@ def run_fn(fn_args) -> None:
         raise ValueError(f"train_args.num_steps ({fn_args.train_steps}) disagrees with num_train_steps "
                          f"({training.num_train_steps}) in custom_config.")
     pretrain(params, expand_patterns(fn_args.train_files), expand_patterns(fn_args.eval_files),
-             fn_args.serving_model_dir,
-             fn_args.model_run_dir)
+             fn_args.serving_model_dir, fn_args.model_run_dir, base_model=fn_args.base_model)

@@ -98,3 +98,19 @@ def tiny_vocab_file(tmp_path_factory) -> str:
     with open(path, "w") as f:
         f.write("\n".join(tokens) + "\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _project_loggers_restored():
+    """`bertpipe`'s main() configures the project's loggers (own handler, no propagation to
+    the root logger), which would hide their records from pytest's caplog in every later
+    test; each test starts and ends with them as they were."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("components", "pipeline", "kubeflow")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate

@@ -13,12 +13,13 @@ from trainer_helpers import split_files, tiny_params
 @pytest.fixture(scope="module")
 def model_and_do_eval(independent_records, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval_model")
-    # 6 eval batches of 8 = all 48 eval examples, so do_eval and TFMA see the same data.
+    # Batches of 10 over 48 eval examples: 4 full ones and a last one of 8 real examples padded
+    # with 2 of weight 0. All of the split is scored, as TFMA scores it.
     params = tiny_params(str(out / "ckpt"), num_train_steps=8, save_checkpoints_steps=8, iterations_per_loop=4,
-                         max_eval_steps=6)
+                         eval_batch_size=10, max_eval_steps=6)
     metrics = pretrain(params, split_files(independent_records, "train"), split_files(independent_records, "eval"),
                        str(out / "serving"), str(out / "run"))
-    assert metrics["eval_examples"] == 48
+    assert metrics["eval_examples"] == 48 and metrics["eval_scope"] == "all"
     return str(out / "serving"), metrics
 
 

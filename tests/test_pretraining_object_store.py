@@ -1,17 +1,21 @@
 """prepare-data on an object store (gs://-like), through Beam's FileSystems boundary.
 
-GCS cannot be reached here, so `fakegs://` is a Beam FileSystem with an object
-store's semantics, kept in a temp dir: flat object names, no directories (mkdirs
-does nothing, a "directory" exists while objects carry its prefix), and no
-directory rename (rename works object by object). The job must read its input,
-stage, list its statistics and publish its output with those semantics alone.
+GCS cannot be reached here, so `fakegs://` is a Beam FileSystem with the semantics of
+Beam's own GCSFileSystem (apache_beam/io/gcp/gcsfilesystem.py and gcsio.py), kept in a
+temp dir: flat object names and no directories (has_dirs False, mkdirs does nothing);
+listing is by name prefix; `exists` asks for an object of exactly that name (so
+`exists("dir/")` is False: GCS has no directory objects); `delete("dir/")` deletes what
+`match("dir/*")` finds, one level (`*` does not cross "/"), and a missing object is no
+error (a 404 is ignored); `rename` is copy then delete, object by object, and fails for a
+missing source. The job must read its input, stage, clean up and publish its output with
+those semantics alone.
 """
 import glob
 import os
 import shutil
 
 import pytest
-from apache_beam.io.filesystem import FileMetadata
+from apache_beam.io.filesystem import BeamIOError, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
@@ -68,29 +72,30 @@ class FakeObjectStore(LocalFileSystem):
                 yield FileMetadata(name, os.path.getsize(local), os.path.getmtime(local))
 
     def exists(self, path):
-        if path.endswith("/"):
-            return any(True for _ in self._list(path))
-        return os.path.isfile(self._local(path))
+        # gcsio.exists: the object of exactly that name (a "dir/" is never one).
+        return os.path.isfile(self._local(path)) and not path.endswith("/")
 
     def metadata(self, path):
+        if not self.exists(path):
+            raise BeamIOError("Metadata operation failed", {path: FileNotFoundError(path)})
         local = self._local(path)
         return FileMetadata(path, os.path.getsize(local), os.path.getmtime(local))
 
     def size(self, path):
-        return os.path.getsize(self._local(path))
+        return self.metadata(path).size_in_bytes
 
     def delete(self, paths):
+        # GCSFileSystem.delete: "dir/" becomes the pattern "dir/*" (one level), any other path
+        # is matched as given; gcsio.delete_batch ignores objects that are not there (404).
         for path in paths:
-            if path.endswith("/"):
-                for m in list(self._list(path)):
-                    os.remove(self._local(m.path))
-            else:
-                os.remove(self._local(path))
+            pattern = path + "*" if path.endswith("/") else path
+            for m in self.match([pattern])[0].metadata_list:
+                os.remove(self._local(m.path))
 
     def rename(self, sources, destinations):
         for source, destination in zip(sources, destinations):
-            if not os.path.isfile(self._local(source)):
-                raise OSError(f"{source}: an object store renames objects, not directories")
+            if not self.exists(source):  # copy_batch fails: objects only, no directories
+                raise BeamIOError("Rename operation failed", {(source, destination): FileNotFoundError(source)})
             target = self._local(destination)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(self._local(source), target)
@@ -115,6 +120,21 @@ def _objects(root, prefix=""):
     return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "**"),
                                                               recursive=True)
                   if os.path.isfile(p) and os.path.relpath(p, root).startswith(prefix))
+
+
+def test_the_fake_answers_as_beams_gcs_filesystem(store, tmp_path):
+    for name in ("d/a", "d/b", "d/sub/c", "dx"):
+        with FileSystems.create(SCHEME + name) as f:
+            f.write(b"x")
+    assert FileSystems.exists(SCHEME + "d/a") and not FileSystems.exists(SCHEME + "d/")
+    assert not FileSystems.exists(SCHEME + "d")
+    assert sorted(m.path for m in FileSystems.match([SCHEME + "d/**"])[0].metadata_list) == [
+        SCHEME + "d/a", SCHEME + "d/b", SCHEME + "d/sub/c"]
+    FileSystems.delete([SCHEME + "d/"])  # one level, as "d/*"
+    assert _objects(store) == ["d/sub/c", "dx"]
+    FileSystems.delete([SCHEME + "gone"])  # a missing object is no error
+    with pytest.raises(BeamIOError):
+        FileSystems.rename([SCHEME + "d/sub/"], [SCHEME + "e/"])
 
 
 def test_job_reads_stages_and_publishes_on_an_object_store(store, tmp_path):

@@ -177,3 +177,46 @@ def test_mixed_precision_steps_train_with_float32_master_weights(policy, indepen
     assert all(w.dtype == np.float32 for w in after)
     assert all(np.isfinite(w).all() for w in after)
     assert sum(not np.allclose(a, b) for a, b in zip(before, after)) > 10
+
+
+def _numpy_do_eval(model, files):
+    """run_pretraining.py's eval metrics over every example of `files`, in numpy, from the
+    model's outputs on all of them at once (one batch: no padding involved)."""
+    [features] = list(input_pipeline.make_dataset(files, 48, TINY_SEQ, TINY_PREDS, is_training=False))
+    outputs = model(features, training=False)
+    mlm_log_probs = outputs["masked_lm_log_probs"].numpy()
+    nsp_log_probs = outputs["next_sentence_log_probs"].numpy()
+    ids, w = features["masked_lm_ids"].numpy(), features["masked_lm_weights"].numpy()
+    labels = features["next_sentence_labels"].numpy()[:, 0]
+    mlm_nll = -np.take_along_axis(mlm_log_probs, ids[..., None], -1)[..., 0]
+    nsp_nll = -nsp_log_probs[np.arange(len(labels)), labels]
+    return {
+        "masked_lm_loss": np.sum(w * mlm_nll) / (np.sum(w) + 1e-5),
+        "masked_lm_accuracy": np.sum(w * (mlm_log_probs.argmax(-1) == ids)) / np.sum(w),
+        "next_sentence_loss": np.mean(nsp_nll),
+        "next_sentence_accuracy": np.mean(nsp_log_probs.argmax(-1) == labels),
+    }
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_eval_scores_the_last_partial_batch_with_its_padding_weighted_out(replicas, independent_records, tmp_path,
+                                                                         two_cpu_replicas):
+    """48 eval examples in batches of 10: the fifth batch holds 8 real examples and 2 of padding.
+    On 2 replicas of 5, the second replica's slice of it is 3 real rows and the 2 padded ones."""
+    files = split_files(independent_records, "eval")
+    params = tiny_params(str(tmp_path))
+    state = _fresh_state(params, two_cpu_replicas if replicas == 2 else None)
+    expected = _numpy_do_eval(state.model, files)
+    dataset = input_pipeline.make_dataset(files, 10, TINY_SEQ, TINY_PREDS, is_training=False, pad_final_batch=True)
+    shapes = [batch["input_ids"].shape[0] for batch in dataset]
+    assert shapes == [10] * 5  # fixed shapes, the last batch padded
+    metrics = training_loop.evaluate(state, dataset, max_eval_steps=100)
+    assert metrics["eval_examples"] == 48 and metrics["eval_scope"] == "all"
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, rel=1e-5), name
+    if replicas == 2:
+        return  # the scope below does not depend on the strategy; each evaluate() traces anew
+    cut = training_loop.evaluate(state, dataset, max_eval_steps=2)
+    assert cut["eval_examples"] == 20 and cut["eval_scope"] == "first 2 batches"
+    exact = training_loop.evaluate(state, dataset, max_eval_steps=5)  # the split is exactly 5 batches
+    assert exact["eval_scope"] == "all" and exact["masked_lm_loss"] == pytest.approx(metrics["masked_lm_loss"])

@@ -32,8 +32,9 @@ def test_eval_results_written_like_run_pretraining(trained):
     assert 0.3 < float(values["next_sentence_loss"]) < 1.2
     assert float(values["loss"]) == pytest.approx(float(values["masked_lm_loss"]) + float(values["next_sentence_loss"]),
                                                   rel=1e-5)
-    # 4 eval batches of 8 from a 48-example split.
-    assert trained["metrics"]["eval_examples"] == 32
+    # 4 eval batches of 8 (--max_eval_steps 4) from a 48-example split, and the file says so.
+    assert trained["metrics"]["eval_examples"] == 32 and int(values["eval_examples"]) == 32
+    assert values["eval_scope"] == "first 4 batches"
 
 
 def test_checkpoints_every_save_steps_with_config(trained):

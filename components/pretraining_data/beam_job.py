@@ -588,9 +588,11 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
 def _swap_into_place(staging_dir: str, output_dir: str) -> None:
     """Local: output_dir -> .old, staging -> output_dir (two renames), delete .old.
 
-    Object stores have no directory rename; there the files are renamed one by
-    one after the old output is deleted (readers may see a partial directory
-    for the duration of the copies).
+    Object stores have no directories and no directory rename (Beam's GCS filesystem:
+    `exists("dir/")` is False, `delete(["dir/"])` removes one level). There the staged
+    objects are renamed one by one, the manifest last, over the old output; then the old
+    objects the new output did not replace (shards of another --num_shards) are deleted.
+    Readers may see old and new shards together for the duration of the copies.
     """
     if "://" not in output_dir:
         old = None
@@ -601,19 +603,30 @@ def _swap_into_place(staging_dir: str, output_dir: str) -> None:
         if old:
             shutil.rmtree(old, ignore_errors=True)
         return
-    if FileSystems.exists(output_dir + "/"):
-        FileSystems.delete([output_dir + "/"])
-    sources = [m.path for m in FileSystems.match([staging_dir + "/**"])[0].metadata_list]
-    FileSystems.rename(sources, [output_dir + s[len(staging_dir):] for s in sources])
-    _delete_tree(staging_dir)
+    previous = set(_objects_under(output_dir))
+    sources = sorted(_objects_under(staging_dir), key=lambda path: path.endswith("/" + MANIFEST_NAME))
+    targets = [output_dir + s[len(staging_dir):] for s in sources]
+    FileSystems.rename(sources, targets)
+    stale = sorted(previous - set(targets))
+    if stale:
+        FileSystems.delete(stale)
+
+
+def _objects_under(path: str) -> List[str]:
+    """Every object whose name starts with `path`/ (all levels), on any Beam filesystem."""
+    return [m.path for m in FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list]
 
 
 def _delete_tree(path: str) -> None:
+    """Deletes a directory and everything under it. On an object store that means listing
+    the objects under the prefix and deleting each by name (a "dir/" is no object there)."""
     try:
         if "://" not in path:
             shutil.rmtree(path, ignore_errors=True)
-        elif FileSystems.exists(path + "/"):
-            FileSystems.delete([path + "/"])
+        else:
+            objects = _objects_under(path)
+            if objects:
+                FileSystems.delete(objects)
     except Exception:  # cleanup must not hide the original error
         logging.exception("Could not delete staging directory %s", path)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from components.trainer.input_pipeline import EXAMPLE_WEIGHT
+
 
 def per_prediction_nll(log_probs: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
     """-log p(label): log_probs float32 [B, P, V] or [B, V]; ids int32 [B, P] or [B] -> float32 like ids."""
@@ -25,14 +27,18 @@ def replica_loss_terms(outputs: dict, features: dict) -> dict:
     Args:
       outputs: the model's dict, with masked_lm_log_probs [b, P, V] and next_sentence_log_probs [b, 2].
       features: the batch, with masked_lm_ids [b, P] int32, masked_lm_weights [b, P] float32,
-        next_sentence_labels [b, 1] int32.
+        next_sentence_labels [b, 1] int32, and optionally example_weight [b] float32 (0 for the
+        rows that pad a last eval batch; absent means every example counts once).
     """
-    weights = tf.cast(features["masked_lm_weights"], tf.float32)
+    nsp_labels = tf.reshape(tf.cast(features["next_sentence_labels"], tf.int32), [-1])
+    example_weights = features.get(EXAMPLE_WEIGHT)
+    example_weights = (tf.ones(tf.shape(nsp_labels), tf.float32) if example_weights is None
+                       else tf.cast(example_weights, tf.float32))
+    weights = tf.cast(features["masked_lm_weights"], tf.float32) * example_weights[:, None]
     mlm_log_probs = outputs["masked_lm_log_probs"]
     mlm_nll = per_prediction_nll(mlm_log_probs, features["masked_lm_ids"])
     mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_log_probs, -1, output_type=tf.int32),
                                    tf.cast(features["masked_lm_ids"], tf.int32)), tf.float32)
-    nsp_labels = tf.reshape(tf.cast(features["next_sentence_labels"], tf.int32), [-1])
     nsp_log_probs = outputs["next_sentence_log_probs"]
     nsp_nll = per_prediction_nll(nsp_log_probs, nsp_labels)
     nsp_correct = tf.cast(tf.equal(tf.argmax(nsp_log_probs, -1, output_type=tf.int32), nsp_labels), tf.float32)
@@ -40,9 +46,9 @@ def replica_loss_terms(outputs: dict, features: dict) -> dict:
         "mlm_nll_sum": tf.reduce_sum(weights * mlm_nll),
         "mlm_correct_sum": tf.reduce_sum(weights * mlm_correct),
         "mlm_weight_sum": tf.reduce_sum(weights),
-        "nsp_nll_sum": tf.reduce_sum(nsp_nll),
-        "nsp_correct_sum": tf.reduce_sum(nsp_correct),
-        "examples": tf.cast(tf.shape(nsp_labels)[0], tf.float32),
+        "nsp_nll_sum": tf.reduce_sum(example_weights * nsp_nll),
+        "nsp_correct_sum": tf.reduce_sum(example_weights * nsp_correct),
+        "examples": tf.reduce_sum(example_weights),
     }
 
 

@@ -3,8 +3,10 @@
 The pipeline follows run_pretraining.py's `input_fn_builder`, made faster: shards are
 read in parallel (interleave), records are batched first and parsed with one vectorised
 `parse_example` per batch, int64 features are cast to int32 (TPUs have no int64 and the
-model gathers with int32), and `drop_remainder=True` keeps every batch the same shape
-(TPUs need static shapes; it also keeps XLA from recompiling on the last batch).
+model gathers with int32), and every batch has the same shape (TPUs need static shapes;
+it also keeps XLA from recompiling on the last batch): training drops the remainder, as
+the original does, while evaluation pads its last batch with examples of weight 0 so
+that every eval example is scored once (see EXAMPLE_WEIGHT).
 """
 from __future__ import annotations
 
@@ -13,6 +15,33 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from components.pretraining_data.schema import feature_spec
+
+# float32 [B]: 1 for a real example, 0 for padding that fills the last eval batch to the
+# fixed batch shape. The loss terms (distributed_loss.replica_loss_terms) weight NSP by it
+# and MLM by it times masked_lm_weights, so padding counts for nothing.
+EXAMPLE_WEIGHT = "example_weight"
+
+
+def pad_batch(features: dict[str, tf.Tensor], batch_size: int) -> dict[str, tf.Tensor]:
+    """Pads a batch of n <= batch_size examples with zeros to batch_size rows, and adds
+    EXAMPLE_WEIGHT (n ones, then zeros).
+
+    Args:
+      features: tensors [n, ...] (n may be unknown statically).
+      batch_size: the fixed batch size B.
+
+    Returns:
+      The same keys, each [B, ...] with a static B, plus example_weight float32 [B]. Padded
+      rows are all zeros: input_mask 0 and masked_lm_weights 0.
+    """
+    n = tf.shape(next(iter(features.values())))[0]
+    padded = {}
+    for name, t in features.items():
+        rows = tf.pad(t, [[0, batch_size - n]] + [[0, 0]] * (t.shape.rank - 1))
+        padded[name] = tf.ensure_shape(rows, [batch_size] + t.shape[1:].as_list())
+    weights = tf.concat([tf.ones([n], tf.float32), tf.zeros([batch_size - n], tf.float32)], 0)
+    padded[EXAMPLE_WEIGHT] = tf.ensure_shape(weights, [batch_size])
+    return padded
 
 
 def compression_of(path: str) -> str:
@@ -28,6 +57,7 @@ def make_dataset(
     is_training: bool,
     seed: Optional[int] = None,
     input_context: Optional[tf.distribute.InputContext] = None,
+    pad_final_batch: bool = False,
 ) -> tf.data.Dataset:
     """Batches of the google-research/bert features.
 
@@ -39,11 +69,15 @@ def make_dataset(
       seed: shuffle seed, for reproducible runs.
       input_context: set by `distribute_datasets_from_function`; each input pipeline then
         reads its own subset of shards.
+      pad_final_batch: (evaluation) keep the last, partial batch, padded to batch_size with
+        zero-weight examples, and add EXAMPLE_WEIGHT to every batch; otherwise the remainder
+        is dropped.
 
     Returns:
       A dataset of dicts: input_ids, input_mask, segment_ids int32 [B, max_seq_length];
       masked_lm_positions, masked_lm_ids int32 [B, max_predictions_per_seq];
-      masked_lm_weights float32 [B, max_predictions_per_seq]; next_sentence_labels int32 [B, 1].
+      masked_lm_weights float32 [B, max_predictions_per_seq]; next_sentence_labels int32 [B, 1];
+      with pad_final_batch, example_weight float32 [B].
     """
     files = sorted(files)
     if not files:
@@ -70,6 +104,9 @@ def make_dataset(
         parsed = tf.io.parse_example(serialized, spec)
         return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
 
-    return (records.batch(batch_size, drop_remainder=True)
-            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    if pad_final_batch:
+        batches = records.batch(batch_size).map(
+            lambda serialized: pad_batch(parse(serialized), batch_size), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        batches = records.batch(batch_size, drop_remainder=True).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)

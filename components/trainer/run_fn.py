@@ -164,9 +164,11 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
 
         eval_dataset = input_pipeline.make_dataset(
             eval_files, t.eval_batch_size, params.max_seq_length, params.max_predictions_per_seq,
-            is_training=False)
+            is_training=False, pad_final_batch=True)
         metrics = evaluate(state, eval_dataset, t.max_eval_steps, eval_files)
-        logger.info("Eval results: %s", metrics)
+        scope = ("all of the eval split" if metrics["eval_scope"] == "all" else
+                 f"the {metrics['eval_scope']} of the eval split (--max_eval_steps {t.max_eval_steps})")
+        logger.info("Eval results on %s (%d examples): %s", scope, metrics["eval_examples"], metrics)
         tf.io.gfile.makedirs(model_run_dir)
         write_eval_results(metrics, os.path.join(model_run_dir, EVAL_RESULTS_FILE))
         with tf.summary.create_file_writer(os.path.join(model_run_dir, "eval")).as_default(

@@ -255,19 +255,31 @@ def evaluate(state: TrainingState, dataset: tf.data.Dataset, max_eval_steps: int
              eval_files: Sequence[str] = ()) -> dict:
     """do_eval: the original's metrics over at most `max_eval_steps` batches of `dataset`.
 
+    `dataset` is the eval split in fixed-shape batches, its last one padded with examples
+    of weight 0 (input_pipeline.make_dataset(pad_final_batch=True)), so that with enough
+    steps every example is scored once and the figures equal the Evaluator's on the split.
+
     Returns:
       masked_lm_accuracy, masked_lm_loss, next_sentence_accuracy, next_sentence_loss, loss
-      (floats) and global_step, eval_examples.
+      (floats); global_step; eval_examples (real examples scored, padding excluded); and
+      eval_scope, which data the figures are from: "all" (the whole split) or
+      "first N batches" (--max_eval_steps stopped before the end).
 
     Raises:
-      ValueError: the eval split gave no full batch.
+      ValueError: the eval split is empty.
     """
     eval_step = make_eval_step(state)
     sums = _zero_sums()
     batches = 0
-    distributed = state.strategy.experimental_distribute_dataset(dataset.take(max_eval_steps))
+    # One batch more than asked for is read (not scored) to tell "the split ended" from
+    # "--max_eval_steps cut it short".
+    distributed = state.strategy.experimental_distribute_dataset(dataset.take(max_eval_steps + 1))
+    cut_short = False
     try:
         for batch in distributed:
+            if batches == max_eval_steps:
+                cut_short = True
+                break
             reduced = eval_step(batch)
             sums = {k: sums[k] + reduced[k] for k in TERM_NAMES}
             batches += 1
@@ -276,13 +288,14 @@ def evaluate(state: TrainingState, dataset: tf.data.Dataset, max_eval_steps: int
             raise corrupt_shard_error(eval_files, e) from e
         raise
     if batches == 0:
-        raise ValueError("The eval split gave no full batch: it has fewer examples than --eval_batch_size "
-                         "(batches keep a fixed shape). Lower --eval_batch_size or add eval data.")
+        raise ValueError("The eval split gave no batch: it has no examples. Add eval data "
+                         "(--eval_fraction, or records under eval/).")
     metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
     metrics["global_step"] = int(state.optimizer.iterations.numpy())
-    metrics["eval_examples"] = int(float(sums["examples"]))
+    metrics["eval_examples"] = int(round(float(sums["examples"])))
     if not all(math.isfinite(v) for v in metrics.values()):
         raise NonFiniteLossError(f"Evaluation produced non-finite metrics: {metrics}")
+    metrics["eval_scope"] = f"first {batches} batches" if cut_short else "all"
     return metrics
 
 

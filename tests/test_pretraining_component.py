@@ -1,4 +1,5 @@
 """The TFX components call the plain functions and fill the artifacts (component.py)."""
+import hashlib
 import json
 import os
 
@@ -28,6 +29,12 @@ def test_vocabulary_gen_then_pretraining_data_gen(tmp_path):
     assert os.path.exists(os.path.join(vocabulary.uri, "vocab.txt"))
     assert 5 < vocabulary.get_int_custom_property("vocab_size") <= 150
     assert vocabulary.get_int_custom_property("do_lower_case") == 1
+    # Lineage: the exact text and vocab file, by content hash.
+    corpus_sha256 = hashlib.sha256(corpus.read_bytes()).hexdigest()
+    expected_corpus = [{"path": str(corpus), "size_bytes": corpus.stat().st_size, "sha256": corpus_sha256}]
+    assert json.loads(vocabulary.get_string_custom_property("corpus_files")) == expected_corpus
+    with open(os.path.join(vocabulary.uri, "vocab.txt"), "rb") as f:
+        assert vocabulary.get_string_custom_property("sha256") == hashlib.sha256(f.read()).hexdigest()
 
     records = PretrainingRecords()
     records.uri = str(tmp_path / "records_artifact")
@@ -45,6 +52,9 @@ def test_vocabulary_gen_then_pretraining_data_gen(tmp_path):
     assert (records.get_int_custom_property("num_train_instances")
             == manifest["stats"]["num_train_instances"] > 0)
     assert os.path.exists(os.path.join(records_dir, "train", "part-00000-of-00001.tfrecord"))
+    assert json.loads(records.get_string_custom_property("corpus_files")) == expected_corpus
+    assert json.loads(records.get_string_custom_property("options")) == json.loads(options.to_json())
+    assert json.loads(records.get_string_custom_property("stats")) == manifest["stats"]
 
 
 def test_components_build_with_channels():

@@ -367,7 +367,8 @@ def model_lineage(snapshot: Snapshot, spec: str, metrics_reader: Optional[Metric
             "bert_config": custom_config.get("bert_config"),
             "checkpoint_dir": custom_config.get("checkpoint_dir"),
         },
-        "code_version": custom_config.get("code_version"),
+        "code_version": custom_config.get("code_version") or (run_code_version(
+            [snapshot.executions[i] for i in run.execution_ids if i in snapshot.executions]) if run else None),
         "examples": examples_info,
         "vocabulary": vocabulary,
         "corpus_files": corpus,

@@ -59,7 +59,8 @@ def render_runs(pipeline_name: str, source: str, runs: list[dict]) -> str:
     for run in runs:
         if run["status"] != "complete":
             steps = ", ".join(f"{s['node']} {s['state']}" for s in run["steps"]) or "no step recorded"
-            lines.append(f"Run {run['run_id']} is {run['status']}: {steps}.")
+            verb = "failed" if run["status"] == "failed" else f"is {run['status']}"
+            lines.append(f"Run {run['run_id']} {verb}: {steps}.")
         if run["metrics_error"]:
             lines.append(f"Run {run['run_id']}: metrics unreadable ({run['metrics_error']}).")
     return "\n".join(lines)

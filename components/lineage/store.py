@@ -74,8 +74,12 @@ def connect(connection_config, description: str):
     try:
         return mlmd.MetadataStore(connection_config)
     except (errors.StatusError, RuntimeError) as e:
-        raise ValueError(f"cannot open the ML-metadata store ({description}): "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        if connection_config.HasField("mysql"):
+            hint = ("is the server running there, and are --metadata_mysql_user/--metadata_mysql_password "
+                    "and the database right?")
+        else:
+            hint = "is it an ML-metadata SQLite file (`bertpipe run` writes OUTPUT_DIR/metadata.sqlite)?"
+        raise ValueError(f"cannot open the ML-metadata store ({description}): {_first_line(e)}; {hint}") from e
 
 
 def plain_value(value) -> Any:
@@ -108,6 +112,22 @@ def read_snapshot(store, pipeline_name: str, source: str) -> Snapshot:
     Raises:
       ValueError: the store is empty, or holds other pipelines only (names them).
     """
+    from ml_metadata import errors
+
+    try:
+        return _read_snapshot(store, pipeline_name, source)
+    except errors.StatusError as e:
+        raise ValueError(f"cannot read {source}: {_first_line(e)}") from e
+
+
+def _first_line(error: Exception) -> str:
+    """The gist of an MLMD error: its first line, without the SQL it was running."""
+    text = str(error).strip()
+    text = text.splitlines()[0] if text else type(error).__name__
+    return text.split(" query: ")[0].rstrip(" ,:")
+
+
+def _read_snapshot(store, pipeline_name: str, source: str) -> Snapshot:
     from ml_metadata.proto import metadata_store_pb2
 
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)

@@ -1,0 +1,171 @@
+"""Lineage queries on a hand-written ML-metadata store: warm start, baseline, spans, Vertex-style type names.
+
+The store is written with ML-metadata's own API as TFX records a retraining run: the
+second Trainer takes the first model as `base_model`, its Evaluator compares against it
+as `baseline_model`, and ImportExampleGen's Examples carry `span`. Types are named as
+Vertex AI and compiled specs name them (`tfx.Model`, `tfx.Examples`), which the
+reader must treat as LocalDagRunner's `Model` and `Examples`. No pipeline runs here.
+"""
+from __future__ import annotations
+
+import json
+
+import ml_metadata as mlmd
+import pytest
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from components.lineage import graph, queries
+from components.lineage import store as store_lib
+from components.lineage.snapshot import canonical_type
+
+PIPELINE = "bert-pretraining"
+CODE = {"git_commit": "c0ffee", "git_dirty": False, "package_version": "0.1.0", "source_hash": "feedfacefeedface"}
+METRICS = {"/eval/1": 0.10, "/eval/2": 0.25}
+
+
+class _Writer:
+    """Puts artifacts, executions, events and contexts into a store as TFX's publisher does."""
+
+    def __init__(self, store: mlmd.MetadataStore):
+        self.store = store
+        self.types: dict[str, int] = {}
+        self.clock = 1_790_000_000_000
+        pipeline_type = store.put_context_type(pb.ContextType(name="pipeline"))
+        self.run_type = store.put_context_type(pb.ContextType(name="pipeline_run"))
+        self.node_type = store.put_context_type(pb.ContextType(name="node"))
+        [self.pipeline] = store.put_contexts([pb.Context(type_id=pipeline_type, name=PIPELINE)])
+        self.nodes: dict[str, int] = {}
+
+    def artifact(self, type_name: str, uri: str, **properties) -> int:
+        if type_name not in self.types:
+            self.types[type_name] = self.store.put_artifact_type(pb.ArtifactType(name=type_name))
+        artifact = pb.Artifact(type_id=self.types[type_name], uri=uri, state=pb.Artifact.LIVE)
+        for key, value in properties.items():
+            if isinstance(value, int):
+                artifact.custom_properties[key].int_value = value
+            else:
+                artifact.custom_properties[key].string_value = value if isinstance(value, str) else json.dumps(value)
+        [artifact_id] = self.store.put_artifacts([artifact])
+        return artifact_id
+
+    def run(self, name: str) -> int:
+        self.clock += 60_000
+        [run_id] = self.store.put_contexts([pb.Context(type_id=self.run_type, name=name)])
+        self.store.put_parent_contexts([pb.ParentContext(child_id=run_id, parent_id=self.pipeline)])
+        return run_id
+
+    def execution(self, run_id: int, node: str, inputs: dict, outputs: dict, state=pb.Execution.COMPLETE,
+                  **properties) -> int:
+        type_name = f"tfx.components.{node}"
+        if type_name not in self.types:
+            self.types[type_name] = self.store.put_execution_type(pb.ExecutionType(name=type_name))
+        execution = pb.Execution(type_id=self.types[type_name], last_known_state=state)
+        for key, value in properties.items():
+            execution.custom_properties[key].string_value = value if isinstance(value, str) else json.dumps(value)
+        events = []
+        for kind, side in ((pb.Event.INPUT, inputs), (pb.Event.OUTPUT, outputs)):
+            for key, ids in side.items():
+                for artifact_id in ids:
+                    event = pb.Event(artifact_id=artifact_id, type=kind)
+                    event.path.steps.add().key = key
+                    event.path.steps.add().index = 0
+                    events.append((None, event))
+        if node not in self.nodes:
+            [self.nodes[node]] = self.store.put_contexts([pb.Context(type_id=self.node_type, name=f"{PIPELINE}.{node}")])
+        [execution_id] = self.store.put_executions([execution])
+        self.store.put_attributions_and_associations([], [
+            pb.Association(context_id=run_id, execution_id=execution_id),
+            pb.Association(context_id=self.nodes[node], execution_id=execution_id)])
+        for _, event in events:
+            event.execution_id = execution_id
+        self.store.put_events([event for _, event in events])
+        return execution_id
+
+
+@pytest.fixture
+def retraining_store(tmp_path):
+    path = str(tmp_path / "metadata.sqlite")
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    w = _Writer(mlmd.MetadataStore(config))
+    ids = {}
+    trainer_config = lambda steps: {"training": {"num_train_steps": steps}, "bert_config": {"hidden_size": 32},
+                                    "code_version": CODE}
+    for run_number, span in ((1, 1), (2, 2)):
+        run = w.run(f"run-{run_number}")
+        examples = w.artifact("tfx.Examples", f"/examples/{span}", span=span, split_names='["train", "eval"]')
+        w.execution(run, "ImportExampleGen", {}, {"examples": [examples]}, input_base=f"/data/span-{span}")
+        vocab = ids.get("vocab") or w.artifact("components.Vocabulary", "/vocab", vocab_size=100)
+        model = w.artifact("tfx.Model", f"/model/{run_number}")
+        trainer_inputs = {"examples": [examples], "vocabulary": [vocab]}
+        evaluator_inputs = {"examples": [examples], "model": [model]}
+        if run_number == 2:  # the retraining run: warm start from, and compare against, run 1's model
+            trainer_inputs["base_model"] = [ids["model_1"]]
+            evaluator_inputs["baseline_model"] = [ids["model_1"]]
+        w.execution(run, "BertTrainer", trainer_inputs, {"model": [model]},
+                    custom_config=trainer_config(10 * run_number))
+        evaluation = w.artifact("tfx.ModelEvaluation", f"/eval/{run_number}")
+        blessing = w.artifact("tfx.ModelBlessing", f"/blessing/{run_number}", blessed=1)
+        w.execution(run, "Evaluator", evaluator_inputs, {"evaluation": [evaluation], "blessing": [blessing]},
+                    eval_config={"metrics_specs": [{"metrics": [{
+                        "config": json.dumps({"name": "masked_lm_accuracy"}),
+                        "threshold": {"change_threshold": {"direction": "HIGHER_IS_BETTER",
+                                                           "absolute": {"value": -1e-10}}}}]}]})
+        ids.update({"vocab": vocab, f"model_{run_number}": model, f"examples_{span}": examples})
+    snapshot = store_lib.read_snapshot(store_lib.connect(store_lib.sqlite_connection_config(path), path),
+                                       PIPELINE, path)
+    return snapshot, {k: str(v) for k, v in ids.items()}
+
+
+def _metrics(uri: str) -> dict:
+    return {"masked_lm_accuracy": METRICS[uri], "masked_lm_loss": 5.0, "next_sentence_accuracy": 0.5,
+            "next_sentence_loss": 0.7}
+
+
+def test_type_names_of_both_orchestrators():
+    assert canonical_type("tfx.Model") == canonical_type("Model") == "Model"
+    assert canonical_type("components.Vocabulary") == "components.Vocabulary"
+
+
+def test_warm_start_baseline_and_spans_are_shown(retraining_store):
+    snapshot, ids = retraining_store
+    runs = queries.runs(snapshot, _metrics)
+    assert [(r["run_id"], r["spans"]) for r in runs] == [("run-2", [2]), ("run-1", [1])]
+    assert runs[0]["status"] == "incomplete"  # no Pusher in this store
+    lineage = queries.model_lineage(snapshot, "latest", _metrics)
+    assert lineage["model"]["id"] == ids["model_2"]
+    assert lineage["base_model"] == {"id": ids["model_1"], "type": "Model", "uri": "/model/1"}
+    [evaluation] = lineage["evaluations"]
+    assert evaluation["baseline_model"]["id"] == ids["model_1"]
+    assert evaluation["thresholds"]["masked_lm_accuracy"]["change"]["direction"] == "HIGHER_IS_BETTER"
+    assert [e["span"] for e in lineage["examples"]] == [2]
+    assert lineage["code_version"] == CODE
+
+
+def test_uses_follows_warm_starts_and_diff_names_the_base_model(retraining_store):
+    snapshot, ids = retraining_store
+    assert queries.uses(snapshot, ids["model_1"])["models"] == [ids["model_2"]]
+    assert queries.uses(snapshot, ids["examples_1"])["models"] == [ids["model_1"], ids["model_2"]]
+    assert queries.uses(snapshot, ids["vocab"])["models"] == [ids["model_1"], ids["model_2"]]
+    result = queries.diff(snapshot, ids["model_1"], ids["model_2"], _metrics)
+    differences = {(d["section"], d["key"]): (d["a"], d["b"]) for d in result["differences"]}
+    assert differences[("base_model", "model")] == (None, ids["model_1"])
+    assert differences[("data", "examples[0].span")] == (1, 2)
+    assert differences[("config", "hyperparameters.num_train_steps")] == (10, 20)
+    assert result["metrics"]["masked_lm_accuracy"]["b_minus_a"] == pytest.approx(0.15)
+
+
+def test_graph_runs_left_to_right_and_names_every_node(retraining_store, tmp_path):
+    snapshot, ids = retraining_store
+    artifacts, executions, edges = queries.model_subgraph(snapshot, snapshot.artifacts[ids["model_2"]])
+    built = graph.build_graph(artifacts, executions, edges)
+    # Upstream reaches the first run through the warm start; every edge points right.
+    assert f"a:{ids['model_1']}" in built and f"a:{ids['examples_1']}" in built
+    for source, target in built.edges:
+        assert built.nodes[target]["column"] > built.nodes[source]["column"]
+    for extension in (".dot", ".mmd", ".svg"):
+        path = graph.write_graph(str(tmp_path / f"g{extension}"), artifacts, executions, edges, title="t")
+        text = open(path, encoding="utf-8").read()
+        for _, data in built.nodes(data=True):
+            assert data["label"] in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.dot", "g.mmd", "g.svg", "metadata.sqlite"]

@@ -40,20 +40,20 @@ def test_data_flows_vocab_to_records_to_examples_to_trainer(compiled):
     assert set(tasks["Pusher"]["dependentTasks"]) == {"BertTrainer", "Evaluator"}
     data_params = tasks["PretrainingDataGen"]["inputs"]["parameters"]
     example_params = tasks["ImportExampleGen"]["inputs"]["parameters"]
-    records_dir = data_params["records_dir"]["runtimeValue"]["constantValue"]["stringValue"]
+    records_dir = data_params["records_dir"]["runtimeValue"]["constant"]
     assert records_dir.startswith("gs://bucket/root/pretraining_records/")
-    assert example_params["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == records_dir
-    corpus = data_params["corpus_pattern"]["runtimeValue"]["constantValue"]["stringValue"]
+    assert example_params["input_base"]["runtimeValue"]["constant"] == records_dir
+    corpus = data_params["corpus_pattern"]["runtimeValue"]["constant"]
     assert corpus == IMAGE_DEFAULT_CORPUS
 
 
 def test_trainer_carries_the_original_flags(compiled):
     params = compiled["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
-    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["training"]["num_train_steps"] == 1000
     assert custom_config["training"]["learning_rate"] == 1e-4
     assert custom_config["checkpoint_dir"].startswith("gs://bucket/root/checkpoints/")
-    assert params["run_fn"]["runtimeValue"]["constantValue"]["stringValue"] == "components.trainer.run_fn.run_fn"
+    assert params["run_fn"]["runtimeValue"]["constant"] == "components.trainer.run_fn.run_fn"
 
 
 def _schema_titles(compiled) -> set[str]:
@@ -100,6 +100,6 @@ def test_trainer_inputs_carry_the_code_version(compiled):
     from pipeline import code_version
 
     params = compiled["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
-    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["code_version"]["source_hash"] == code_version.source_hash()
     assert custom_config["code_version"]["package_version"] == "0.1.0"

@@ -28,7 +28,8 @@ def spec_run(corpus_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("spec_run")
     root, spec = out / "root", out / "pipeline.json"
     flags = ["--corpus", str(corpus_run / "corpus.txt")] + TINY_PIPELINE_FLAGS
-    assert cli.main(["compile", "--output", str(spec), "--pipeline_root", str(root), "--image", "unused:1"] + flags) == 0
+    compile_flags = ["--output", str(spec), "--pipeline_root", str(root), "--image", "unused:1"]
+    assert cli.main(["compile"] + compile_flags + flags) == 0
     assert cli.main(["run-spec", str(spec), "--metadata_path", str(out / "metadata.sqlite")]) == 0
     return out
 
@@ -61,7 +62,8 @@ def test_every_task_ran_its_container_command_and_completed(spec_run):
 
 def test_lineage_links_the_artifacts_through_input_and_output_events(spec_run):
     store = _store(spec_run)
-    model, examples, vocabulary = _one(store, "tfx.Model"), _one(store, "tfx.Examples"), _one(store, "components.Vocabulary")
+    model, examples = _one(store, "tfx.Model"), _one(store, "tfx.Examples")
+    vocabulary = _one(store, "components.Vocabulary")
 
     def producer_inputs(artifact):
         [producer] = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])

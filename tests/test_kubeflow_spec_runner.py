@@ -68,7 +68,8 @@ def test_importer_makes_the_artifact_from_the_runtime_parameter_and_reuses_it(im
 
     store = _store(metadata_path)
     [stored] = store.get_artifacts_by_type("components.Vocabulary")
-    assert (stored.uri, stored.name, stored.state) == ("/data/vocab.txt", artifact.name, metadata_store_pb2.Artifact.LIVE)
+    assert (stored.uri, stored.name) == ("/data/vocab.txt", artifact.name)
+    assert stored.state == metadata_store_pb2.Artifact.LIVE
     events = sorted(e.type for e in store.get_events_by_artifact_ids([stored.id]))
     assert events == sorted([metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.INTERNAL_OUTPUT])
     runs = store.get_contexts_by_type(local_metadata.RUN_CONTEXT_TYPE)
@@ -169,5 +170,5 @@ def test_container_task_input_carries_upstream_names_types_and_metadata(tmp_path
     consumer = pipeline_spec_pb2.PipelineTaskSpec()
     consumer.inputs.artifacts["vocabulary"].task_output_artifact.producer_task = "VocabularyGen"
     consumer.inputs.artifacts["vocabulary"].task_output_artifact.output_artifact_key = "vocabulary"
-    inputs = executor_input.resolve_artifacts("PretrainingDataGen", consumer, {("VocabularyGen", "vocabulary"): [artifact]})
-    assert inputs == {"vocabulary": [artifact]}
+    produced = {("VocabularyGen", "vocabulary"): [artifact]}
+    assert executor_input.resolve_artifacts("PretrainingDataGen", consumer, produced) == {"vocabulary": [artifact]}

@@ -11,7 +11,7 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from pipeline import code_version
+from pipeline import code_version as code_version_lib
 from pipeline.config import DEFAULT_CORPUS, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
 
@@ -22,8 +22,16 @@ IMAGE_DEFAULT_CORPUS = f"{IMAGE_REPO_ROOT}/data/corpus/*.txt"
 
 def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
-                     examples_presplit: bool = True) -> str:
+                     examples_presplit: bool = True, code_version: Optional[dict] = None) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
+
+    The spec uses pipeline spec schema 2.1: with 2.0, TFX's container entrypoint reads exec
+    properties only from the ExecutorInput's deprecated `parameters` field and ignores the
+    `parameterValues` that Vertex AI (and `bertpipe run-spec`) fill in.
+
+    Args:
+      code_version: the CodeVersion dict recorded with the model and keyed on by Vertex AI's
+        cache (default: this checkout's, `pipeline.code_version.current()`).
 
     Returns:
       output_path.
@@ -36,13 +44,14 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
-                               code_version=code_version.current().to_dict())
+                               code_version=code_version or code_version_lib.current().to_dict())
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)
     staging = f".{filename}.partial"
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=True),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image,
+                                                                         use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=staging)
     runner.run(pipeline, write_out=True)
     os.replace(os.path.join(output_dir, staging), output_path)

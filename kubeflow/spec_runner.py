@@ -189,7 +189,8 @@ class SpecRunner:
         elif importer.artifact_uri.runtime_parameter:
             parameter = importer.artifact_uri.runtime_parameter
             if parameter not in parameters:
-                raise ValueError(f"Importer task {name} takes its URI from parameter {parameter!r}, which has no value.")
+                raise ValueError(f"Importer task {name} takes its URI from parameter {parameter!r}, "
+                                 f"which has no value.")
             uri = parameters[parameter].string_value
         else:
             raise ValueError(f"Importer task {name} has no artifact URI in the spec.")

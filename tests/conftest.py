@@ -18,6 +18,16 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The tiny end-to-end configuration: flags of `bertpipe run` and `bertpipe compile` alike...
+TINY_PIPELINE_FLAGS = [
+    "--vocab_size", "400", "--max_seq_length", "32", "--max_predictions_per_seq", "5", "--dupe_factor", "1",
+    "--num_shards", "2", "--eval_fraction", "0.2", "--train_batch_size", "8", "--eval_batch_size", "8",
+    "--num_train_steps", "12", "--num_warmup_steps", "2", "--save_checkpoints_steps", "6",
+    "--iterations_per_loop", "6", "--max_eval_steps", "4", "--learning_rate", "1e-3",
+    "--min_masked_lm_accuracy", "0.0",
+]
+# ...and how `bertpipe run` runs it.
+TINY_RUN_FLAGS = TINY_PIPELINE_FLAGS + ["--direct_num_workers", "1"]
 TINY_VOCAB_SIZE = 100
 TINY_SEQ = 32
 TINY_PREDS = 5
@@ -98,6 +108,29 @@ def tiny_vocab_file(tmp_path_factory) -> str:
     with open(path, "w") as f:
         f.write("\n".join(tokens) + "\n")
     return path
+
+
+def corpus_slice(path: str, max_bytes: int = 40_000) -> str:
+    """The first documents of the shipped corpus, cut at a document boundary."""
+    with open(os.path.join(REPO_ROOT, "data", "corpus", "python_docs.txt"), encoding="utf-8") as f:
+        text = f.read(max_bytes * 2)
+    cut = text.rfind("\n\n", 0, max_bytes)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text[:cut + 1])
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_run(tmp_path_factory):
+    """One LocalDagRunner run of the tiny configuration on the corpus slice (`corpus.txt` in
+    the returned directory), shared by the tests that check it and those that compare with it."""
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    out = tmp_path_factory.mktemp("corpus_run")
+    corpus = corpus_slice(str(out / "corpus.txt"))
+    status = cli.main(["run", "--corpus", corpus, "--output_dir", str(out)] + TINY_RUN_FLAGS)
+    assert status == 0
+    return out
 
 
 @pytest.fixture(autouse=True)

@@ -23,11 +23,6 @@ def compiled(tmp_path_factory):
     return json.loads(out.read_text())
 
 
-def _constant(parameter: dict):
-    """A task parameter's constant value (schema 2.1: `runtimeValue.constant`)."""
-    return parameter["runtimeValue"]["constant"]
-
-
 def test_spec_parses_as_kfp_pipeline_spec_with_every_component(compiled):
     spec = json_format.ParseDict(compiled["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     assert set(spec.root.dag.tasks) == COMPONENTS
@@ -45,20 +40,20 @@ def test_data_flows_vocab_to_records_to_examples_to_trainer(compiled):
     assert set(tasks["Pusher"]["dependentTasks"]) == {"BertTrainer", "Evaluator"}
     data_params = tasks["PretrainingDataGen"]["inputs"]["parameters"]
     example_params = tasks["ImportExampleGen"]["inputs"]["parameters"]
-    records_dir = _constant(data_params["records_dir"])
+    records_dir = data_params["records_dir"]["runtimeValue"]["constant"]
     assert records_dir.startswith("gs://bucket/root/pretraining_records/")
-    assert _constant(example_params["input_base"]) == records_dir
-    corpus = _constant(data_params["corpus_pattern"])
+    assert example_params["input_base"]["runtimeValue"]["constant"] == records_dir
+    corpus = data_params["corpus_pattern"]["runtimeValue"]["constant"]
     assert corpus == IMAGE_DEFAULT_CORPUS
 
 
 def test_trainer_carries_the_original_flags(compiled):
     params = compiled["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
-    custom_config = json.loads(_constant(params["custom_config"]))
+    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["training"]["num_train_steps"] == 1000
     assert custom_config["training"]["learning_rate"] == 1e-4
     assert custom_config["checkpoint_dir"].startswith("gs://bucket/root/checkpoints/")
-    assert _constant(params["run_fn"]) == "components.trainer.run_fn.run_fn"
+    assert params["run_fn"]["runtimeValue"]["constant"] == "components.trainer.run_fn.run_fn"
 
 
 def _schema_titles(compiled) -> set[str]:
@@ -105,6 +100,6 @@ def test_trainer_inputs_carry_the_code_version(compiled):
     from pipeline import code_version
 
     params = compiled["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
-    custom_config = json.loads(_constant(params["custom_config"]))
+    custom_config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["code_version"]["source_hash"] == code_version.source_hash()
     assert custom_config["code_version"]["package_version"] == "0.1.0"

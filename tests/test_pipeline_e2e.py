@@ -1,4 +1,6 @@
-"""The whole pipeline with LocalDagRunner on a tiny slice, checked through ML-metadata."""
+"""The whole pipeline with LocalDagRunner on a tiny slice, checked through ML-metadata.
+
+The run itself is conftest's session fixture `corpus_run`, which the run-spec test compares against."""
 from __future__ import annotations
 
 import math
@@ -8,29 +10,9 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from conftest import REPO_ROOT
 from pipeline import cli
 
 pytestmark = pytest.mark.e2e
-
-TINY_RUN_FLAGS = [
-    "--vocab_size", "400", "--max_seq_length", "32", "--max_predictions_per_seq", "5", "--dupe_factor", "1",
-    "--num_shards", "2", "--eval_fraction", "0.2", "--train_batch_size", "8", "--eval_batch_size", "8",
-    "--num_train_steps", "12", "--num_warmup_steps", "2", "--save_checkpoints_steps", "6",
-    "--iterations_per_loop", "6", "--max_eval_steps", "4", "--learning_rate", "1e-3",
-    "--min_masked_lm_accuracy", "0.0", "--direct_num_workers", "1",
-]
-
-
-def _corpus_slice(path: str, max_bytes: int = 40_000) -> str:
-    """The first documents of the shipped corpus, cut at a document boundary."""
-    with open(os.path.join(REPO_ROOT, "data", "corpus", "python_docs.txt"), encoding="utf-8") as f:
-        text = f.read(max_bytes * 2)
-    cut = text.rfind("\n\n", 0, max_bytes)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text[:cut + 1])
-    return path
-
 
 def _store(metadata_path: str) -> mlmd.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
@@ -50,15 +32,6 @@ def _producer_inputs(store: mlmd.MetadataStore, artifact_id: int) -> set[int]:
     assert len(execution_ids) == 1
     return {e.artifact_id for e in store.get_events_by_execution_ids(list(execution_ids))
             if e.type == metadata_store_pb2.Event.INPUT}
-
-
-@pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus_run")
-    corpus = _corpus_slice(str(out / "corpus.txt"))
-    status = cli.main(["run", "--corpus", corpus, "--output_dir", str(out)] + TINY_RUN_FLAGS)
-    assert status == 0
-    return out
 
 
 def test_metadata_holds_every_artifact_linked_by_executions(corpus_run):

@@ -22,8 +22,12 @@ IMAGE_DEFAULT_CORPUS = f"{IMAGE_REPO_ROOT}/data/corpus/*.txt"
 
 def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
-                     examples_presplit: bool = True) -> str:
+                     examples_presplit: bool = True, retraining: bool = False) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
+
+    retraining: the retraining pipeline (create_pipeline's switch): the latest blessed model
+      resolver's tasks are in the spec, feeding the Trainer's base_model and the Evaluator's
+      baseline_model.
 
     Returns:
       output_path.
@@ -36,7 +40,7 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
-                               code_version=code_version.current().to_dict())
+                               code_version=code_version.current().to_dict(), retraining=retraining)
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)

@@ -13,6 +13,7 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
+from components.pretraining_data import spans
 from pipeline import code_version
 from pipeline.config import PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
@@ -48,12 +49,28 @@ def default_beam_args(direct_num_workers: int) -> list[str]:
         if direct_num_workers > 1 else ["--direct_num_workers=1"]
 
 
+def check_data_source(config: PipelineConfig) -> Optional[str]:
+    """Fails early, with the flag's name, on data that is not there; returns the examples
+    directory to inspect (the newest span's, for a {SPAN} pattern) or None."""
+    if config.examples_dir:
+        directory = spans.latest_span(config.examples_dir).pattern if spans.has_span(config.examples_dir) \
+            else config.examples_dir
+        if not os.path.isdir(directory):
+            raise ValueError(f"--examples {directory} is not a directory of TFRecord files.")
+        return directory
+    if spans.has_span(config.corpus_pattern):
+        spans.latest_span(config.corpus_pattern)  # raises, naming the pattern, if nothing matches
+    return None
+
+
 def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]] = None,
-              enable_cache: bool = False) -> run_summary.RunSummary:
-    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics."""
+              enable_cache: bool = False, retraining: bool = False) -> run_summary.RunSummary:
+    """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics.
+
+    retraining: warm-start from, and compare with, the latest blessed model (create_pipeline).
+    """
     config.validate()
-    if config.examples_dir and not os.path.isdir(config.examples_dir):
-        raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
+    examples_dir = check_data_source(config)
     os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
     pipeline = create_pipeline(
         config, bert_config_dict(config), pipeline_root=paths.pipeline_root,
@@ -61,7 +78,7 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path),
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1),
-        examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
-        enable_cache=enable_cache, code_version=code_version.current().to_dict())
+        examples_presplit=examples_are_presplit(examples_dir) if examples_dir else True,
+        enable_cache=enable_cache, code_version=code_version.current().to_dict(), retraining=retraining)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return run_summary.summarize(paths.metadata_path, config.pipeline_name)

@@ -22,7 +22,8 @@ IMAGE_DEFAULT_CORPUS = f"{IMAGE_REPO_ROOT}/data/corpus/*.txt"
 
 def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
-                     examples_presplit: bool = True, code_version: Optional[dict] = None) -> str:
+                     examples_presplit: bool = True, code_version: Optional[dict] = None,
+                     retraining: bool = False) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
 
     The spec uses pipeline spec schema 2.1: with 2.0, TFX's container entrypoint reads exec
@@ -32,6 +33,9 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     Args:
       code_version: the CodeVersion dict recorded with the model and keyed on by Vertex AI's
         cache (default: this checkout's, `pipeline.code_version.current()`).
+      retraining: the retraining pipeline (create_pipeline's switch): the latest blessed model
+        resolver's tasks are in the spec, feeding the Trainer's base_model and the Evaluator's
+        baseline_model.
 
     Returns:
       output_path.
@@ -44,7 +48,8 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
-                               code_version=code_version or code_version_lib.current().to_dict())
+                               code_version=code_version or code_version_lib.current().to_dict(),
+                               retraining=retraining)
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)

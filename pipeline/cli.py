@@ -1,6 +1,7 @@
 """`bertpipe`: the command line of the BERT pretraining pipeline.
 
     bertpipe run           the whole pipeline locally (LocalDagRunner, SQLite metadata)
+    bertpipe retrain       run it again, warm-started, only if a new span of data arrived
     bertpipe compile       the Vertex AI pipeline spec (KubeflowV2DagRunner JSON)
     bertpipe run-spec      run a compiled spec here, as Vertex AI would (no containers)
     bertpipe vocab         learn a WordPiece vocabulary
@@ -25,6 +26,7 @@ from components.lineage.cli import register as register_lineage_commands
 from components.pretraining_data.cli import parse_bool
 from components.pretraining_data.cli import register as register_data_commands
 from pipeline.config import PipelineConfig, local_default
+from pipeline.retrain import EXIT_CODES as RETRAIN_EXIT_CODES
 
 # Flags that override PipelineConfig.training / .data / .evaluation fields of the same name.
 TRAINING_FLAGS = {
@@ -35,7 +37,15 @@ TRAINING_FLAGS = {
 }
 DATA_FLAGS = {"max_seq_length": int, "max_predictions_per_seq": int, "masked_lm_prob": float, "dupe_factor": int,
               "short_seq_prob": float, "random_seed": int, "eval_fraction": float, "num_shards": int}
-EVALUATION_FLAGS = {"min_masked_lm_accuracy": float, "min_next_sentence_accuracy": float}
+EVALUATION_FLAGS = {"min_masked_lm_accuracy": float, "min_next_sentence_accuracy": float,
+                    "max_masked_lm_accuracy_drop": float, "max_next_sentence_accuracy_drop": float}
+EVALUATION_HELP = {
+    "min_masked_lm_accuracy": "blessing lower bound",
+    "min_next_sentence_accuracy": "blessing lower bound",
+    "max_masked_lm_accuracy_drop": "retraining: how far the candidate's masked_lm_accuracy may fall below the "
+                                   "latest blessed model's on the same eval split (default 0)",
+    "max_next_sentence_accuracy_drop": "retraining: the same for next_sentence_accuracy (default: not compared)",
+}
 
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +55,13 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                                          "the keys it names, on top of the embedded local default, and flags "
                                          "given override it (default: the local default alone)")
     source.add_argument("--corpus", help="raw text: comma-separated files or globs, one sentence per line, "
-                                         "blank line between documents (default: the shipped corpus)")
+                                         "blank line between documents (default: the shipped corpus); "
+                                         "one pattern with {SPAN} (e.g. 'corpus/span-{SPAN}/*.txt') for data "
+                                         "arriving over time: the newest span is trained on")
     source.add_argument("--examples", help="directory of existing pretraining TFRecords (create_pretraining_data "
                                            "schema; train/ and eval/ subdirectories, or one directory split 9:1); "
-                                           "skips vocabulary learning and data generation")
+                                           "skips vocabulary learning and data generation; may hold {SPAN} "
+                                           "(and {VERSION}), e.g. 'records/span-{SPAN}'")
     source.add_argument("--vocab_file", help="an existing WordPiece vocab.txt (skips vocabulary learning)")
     source.add_argument("--vocab_size", type=int, help="size of the vocabulary to learn")
     source.add_argument("--bert_config_file", help="bert_config.json of the model to pretrain")
@@ -66,7 +79,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--use_xla", type=parse_bool, nargs="?", const=True, help="XLA-compile the training step (true/false)")
     gate = parser.add_argument_group("evaluation gate")
     for name, kind in EVALUATION_FLAGS.items():
-        gate.add_argument(f"--{name}", type=kind, help="blessing lower bound")
+        gate.add_argument(f"--{name}", type=kind, help=EVALUATION_HELP[name])
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -109,13 +122,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from pipeline import local_runner, retrain  # local_runner deferred, as above.
+
+    config = config_from_args(args)
+    paths = local_runner.LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
+    decision = retrain.decide(config, paths.metadata_path, force=args.force)
+    if not decision.run:
+        print(f"retrain: {decision.reason}; nothing was run.")
+        return retrain.EXIT_OK
+    print(f"retrain: {decision.reason}.")
+    beam_args = local_runner.default_beam_args(args.direct_num_workers) + list(args.beam_arg or [])
+    try:
+        summary = local_runner.run_local(config, paths, beam_args, enable_cache=args.enable_cache, retraining=True)
+    except ValueError:
+        raise  # bad input: main prints it on one line, exit 2
+    except Exception as e:  # noqa: BLE001 - any other failure of the run: one line and its own exit code
+        print(f"bertpipe retrain: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return retrain.EXIT_FAILED
+    print(summary.render())
+    print(retrain.result_line(summary, decision))
+    return retrain.exit_code(summary)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from kubeflow import runner  # Deferred, as above.
 
     config = config_from_args(args)
     path = runner.compile_pipeline(config, pipeline_root=args.pipeline_root, output_path=args.output,
                                    image=args.image, serving_model_dir=args.serving_dir,
-                                   beam_pipeline_args=list(args.beam_arg or []))
+                                   beam_pipeline_args=list(args.beam_arg or []), retraining=args.retrain)
     print(f"Wrote the Vertex AI pipeline spec to {path}")
     return 0
 
@@ -134,6 +171,19 @@ def cmd_run_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_local_run_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of a local run (`run`, `retrain`): where outputs go and how Beam runs."""
+    where = parser.add_argument_group("where outputs go")
+    where.add_argument("--output_dir", default="outputs", help="base directory of the run (default: ./outputs)")
+    where.add_argument("--pipeline_root", help="TFX pipeline root (default: OUTPUT_DIR/tfx_root)")
+    where.add_argument("--metadata_path", help="ML-metadata SQLite file (default: OUTPUT_DIR/metadata.sqlite)")
+    where.add_argument("--serving_dir", help="Pusher destination (default: OUTPUT_DIR/serving_model)")
+    parser.add_argument("--direct_num_workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="Beam DirectRunner worker processes for the data steps")
+    parser.add_argument("--beam_arg", action="append", help="extra Beam pipeline argument (repeatable)")
+    parser.add_argument("--enable_cache", action="store_true", help="reuse unchanged steps of earlier runs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertpipe", description="Pretrain BERT (masked LM + next sentence) as a TFX pipeline: "
@@ -145,17 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
         "Pusher with LocalDagRunner and ML-metadata in SQLite, then print where the model, the eval "
         "metrics and the metadata store are. Without flags: the shipped corpus and a tiny BERT."))
     add_pipeline_flags(run)
-    where = run.add_argument_group("where outputs go")
-    where.add_argument("--output_dir", default="outputs", help="base directory of the run (default: ./outputs)")
-    where.add_argument("--pipeline_root", help="TFX pipeline root (default: OUTPUT_DIR/tfx_root)")
-    where.add_argument("--metadata_path", help="ML-metadata SQLite file (default: OUTPUT_DIR/metadata.sqlite)")
-    where.add_argument("--serving_dir", help="Pusher destination (default: OUTPUT_DIR/serving_model)")
-    run.add_argument("--direct_num_workers", type=int, default=min(2, os.cpu_count() or 1),
-                     help="Beam DirectRunner worker processes for the data steps")
-    run.add_argument("--beam_arg", action="append", help="extra Beam pipeline argument (repeatable)")
-    run.add_argument("--enable_cache", action="store_true", help="reuse unchanged steps of earlier runs")
+    add_local_run_flags(run)
     add_mysql_flags(run)
     run.set_defaults(func=cmd_run)
+
+    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in sorted(RETRAIN_EXIT_CODES.items()))
+    retrain = sub.add_parser(
+        "retrain", help="run again, warm-started from the latest blessed model, if a new span arrived",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+            "Find in ML-metadata the latest blessed model and the newest span it was trained on; if the data\n"
+            "pattern (--corpus or --examples with {SPAN}) has a newer span, run the pipeline in retraining\n"
+            "mode: the Trainer warm-starts from that model and the Evaluator blesses the candidate only if it\n"
+            "clears the value bounds and does not fall behind that model by more than\n"
+            "--max_masked_lm_accuracy_drop on the newest eval split. Otherwise print that there is nothing\n"
+            "new and run nothing. The last line gives candidate and baseline metrics, blessing and push."),
+        epilog=f"exit codes:\n{codes}")
+    add_pipeline_flags(retrain)
+    add_local_run_flags(retrain)
+    retrain.add_argument("--force", action="store_true", help="run even if no new span arrived")
+    retrain.set_defaults(func=cmd_retrain)
 
     comp = sub.add_parser("compile", help="write the Vertex AI pipeline spec", description=(
         "Compile the pipeline with KubeflowV2DagRunner into a PipelineSpec JSON for Vertex AI Pipelines."))
@@ -167,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--image", default="gcr.io/YOUR_PROJECT/bert-tfx-pipeline:latest",
                       help="container image with this project installed (see kubeflow/Dockerfile)")
     comp.add_argument("--beam_arg", action="append", help="Beam pipeline argument, e.g. --runner=DataflowRunner")
+    comp.add_argument("--retrain", action="store_true",
+                      help="the retraining pipeline: warm start from, and comparison with, the latest blessed "
+                           "model (its resolver runs in the spec)")
     comp.set_defaults(func=cmd_compile)
 
     run_spec = sub.add_parser("run-spec", help="run a compiled spec locally, as Vertex AI would", description=(

@@ -18,6 +18,7 @@ from tfx.dsl.compiler import constants as compiler_constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
 from components.lineage.store import MySQLTarget
+from components.pretraining_data import spans
 from pipeline import code_version, input_checks, interrupted_runs, private_tmp, run_lock
 from pipeline.config import REPO_ROOT, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
@@ -98,20 +99,35 @@ def mysql_connection_config(target: MySQLTarget):
     return config
 
 
+def check_data_source(config: PipelineConfig) -> PipelineConfig:
+    """Fails early, with the flag's name, on data that is not there. Returns the config as the
+    input checks should see it: a {SPAN} pattern replaced by its newest span's."""
+    if config.examples_dir:
+        if spans.has_span(config.examples_dir):
+            config = config.replace(examples_dir=spans.latest_span(config.examples_dir).pattern)
+        if not os.path.isdir(config.examples_dir):
+            raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
+    elif spans.has_span(config.corpus_pattern):
+        # Raises, naming the pattern, if nothing matches.
+        config = config.replace(corpus_pattern=spans.latest_span(config.corpus_pattern).pattern)
+    return config
+
+
 def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Optional[list[str]] = None,
-              enable_cache: bool = False, mysql: Optional[MySQLTarget] = None) -> run_summary.RunSummary:
+              enable_cache: bool = False, mysql: Optional[MySQLTarget] = None,
+              retraining: bool = False) -> run_summary.RunSummary:
     """Runs the whole pipeline and returns where its outputs are and the evaluation's metrics.
 
     mysql: keep ML-metadata in this MySQL/MariaDB database instead of paths.metadata_path
       (`bertpipe lineage` with the same flags reads it).
+    retraining: warm-start from, and compare with, the latest blessed model (create_pipeline).
 
     Raises:
       run_lock.RunInProgressError: another run uses the same store or pipeline root.
     """
     config.validate()
-    if config.examples_dir and not os.path.isdir(config.examples_dir):
-        raise ValueError(f"--examples {config.examples_dir} is not a directory of TFRecord files.")
-    input_checks.check_local_run(config, paths)
+    resolved = check_data_source(config)
+    input_checks.check_local_run(resolved, paths)
     if mysql is None:
         os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
         connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
@@ -121,11 +137,14 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
         _check_mysql_reachable(connection, mysql)
         store_name, locked = mysql.describe(), [paths.pipeline_root]
     with run_lock.hold(locked), private_tmp.private_tmpdir():
-        return _run_locked(config, paths, connection, store_name, beam_pipeline_args, enable_cache)
+        return _run_locked(config, paths, connection, store_name, beam_pipeline_args, enable_cache,
+                           examples_presplit=examples_are_presplit(resolved.examples_dir)
+                           if resolved.examples_dir else True, retraining=retraining)
 
 
 def _run_locked(config: PipelineConfig, paths: LocalPaths, connection, store_name: str,
-                beam_pipeline_args: Optional[list[str]], enable_cache: bool) -> run_summary.RunSummary:
+                beam_pipeline_args: Optional[list[str]], enable_cache: bool, examples_presplit: bool,
+                retraining: bool) -> run_summary.RunSummary:
     beam_args = beam_pipeline_args if beam_pipeline_args is not None else default_beam_args(1)
     interrupted_runs.cancel_unfinished_executions(connection, config.pipeline_name)
     pipeline = create_pipeline(
@@ -133,8 +152,8 @@ def _run_locked(config: PipelineConfig, paths: LocalPaths, connection, store_nam
         serving_model_dir=paths.serving_model_dir,
         metadata_connection_config=connection,
         beam_pipeline_args=with_dependency_flag(beam_args),
-        examples_presplit=examples_are_presplit(config.examples_dir) if config.examples_dir else True,
-        enable_cache=enable_cache, code_version=code_version.current().to_dict())
+        examples_presplit=examples_presplit, enable_cache=enable_cache,
+        code_version=code_version.current().to_dict(), retraining=retraining)
     run_id = new_run_id()
     run_pipeline(pipeline, run_id)
     return run_summary.summarize(connection, config.pipeline_name, run_id, metadata_path=store_name)

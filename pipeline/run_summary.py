@@ -7,7 +7,7 @@ from typing import Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from components.evaluator.results import read_eval_metrics
+from components.evaluator.results import read_baseline_metrics, read_eval_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +19,8 @@ class RunSummary:
     blessed: bool
     pushed_uri: Optional[str]
     metadata_path: str
+    # The baseline's metrics on the same eval split (retraining with a blessed model), else None.
+    baseline_metrics: Optional[dict] = None
 
     def render(self) -> str:
         lines = [
@@ -31,6 +33,9 @@ class RunSummary:
             "  do_eval metrics (Evaluator, eval split):",
         ]
         lines += [f"    {name} = {value:.6f}" for name, value in self.metrics.items()]
+        if self.baseline_metrics:
+            lines.append("  baseline (the latest blessed model), same eval split:")
+            lines += [f"    {name} = {value:.6f}" for name, value in self.baseline_metrics.items()]
         return "\n".join(lines)
 
 
@@ -88,4 +93,5 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_n
                   if pushed_flag and "pushed_destination" in pushed.custom_properties else None)
     return RunSummary(run_id=run.name, model_uri=latest["Model"].uri, evaluation_uri=latest["ModelEvaluation"].uri,
                       metrics=read_eval_metrics(latest["ModelEvaluation"].uri), blessed=blessed,
-                      pushed_uri=pushed_uri, metadata_path=metadata_path)
+                      pushed_uri=pushed_uri, metadata_path=metadata_path,
+                      baseline_metrics=read_baseline_metrics(latest["ModelEvaluation"].uri))

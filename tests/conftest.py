@@ -147,3 +147,28 @@ def _project_loggers_restored():
         lg.handlers[:] = handlers
         lg.setLevel(level)
         lg.propagate = propagate
+
+
+def cut_corpus_spans(directory: str, num_spans: int = 3, span_bytes: int = 15_000, first_span: int = 1) -> list[str]:
+    """The shipped corpus's first documents cut into `num_spans` spans of ~span_bytes each, at
+    document boundaries: `directory/span-<n>/part.txt`. Returns the span directories."""
+    with open(os.path.join(REPO_ROOT, "data", "corpus", "python_docs.txt"), encoding="utf-8") as f:
+        text = f.read(span_bytes * (num_spans + 1) * 2)
+    paths, start = [], 0
+    for n in range(first_span, first_span + num_spans):
+        cut = text.find("\n\n", start + span_bytes)
+        assert cut > 0, "the shipped corpus is shorter than the spans asked for"
+        span_dir = os.path.join(directory, f"span-{n}")
+        os.makedirs(span_dir, exist_ok=True)
+        with open(os.path.join(span_dir, "part.txt"), "w", encoding="utf-8") as f:
+            f.write(text[start:cut + 1].lstrip("\n"))
+        paths.append(span_dir)
+        start = cut + 2
+    return paths
+
+
+@pytest.fixture(scope="session")
+def corpus_spans(tmp_path_factory) -> list[str]:
+    """Three spans (~15 KB each) of the shipped corpus: `<dir>/span-{1,2,3}/part.txt`, for
+    tests of data arriving over time (copy them into a pattern one by one)."""
+    return cut_corpus_spans(str(tmp_path_factory.mktemp("corpus_spans")))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any, Optional
 
 import tensorflow as tf
@@ -39,6 +40,8 @@ from tfx.utils import json_utils
 from components.artifacts import Vocabulary, vocabulary_file
 from components.trainer import warm_start
 
+logger = logging.getLogger(__name__)
+
 VOCABULARY_KEY = "vocabulary"
 BASE_MODEL_KEY = standard_component_specs.BASE_MODEL_KEY
 
@@ -50,6 +53,16 @@ class BertTrainerSpec(standard_component_specs.TrainerSpec):
               VOCABULARY_KEY: ChannelParameter(type=Vocabulary, optional=True)}
 
 
+def _int_field(artifact: types.Artifact, name: str) -> Optional[int]:
+    """`span` / `version` of an Examples artifact: ImportExampleGen records them as custom
+    properties in ML-metadata; an Examples made in Python has them as properties."""
+    if artifact.has_custom_property(name):
+        return artifact.get_int_custom_property(name)
+    if name in artifact.mlmd_artifact.properties:
+        return getattr(artifact, name)
+    return None
+
+
 def _examples_identity(examples: list[types.Artifact]) -> list[dict]:
     """What names the training data across reruns: not the uri (ImportExampleGen copies the
     records into a new artifact each run) but span, version and the input fingerprint."""
@@ -57,8 +70,7 @@ def _examples_identity(examples: list[types.Artifact]) -> list[dict]:
     for artifact in examples:
         fingerprint = (artifact.get_string_custom_property("input_fingerprint")
                        if artifact.has_custom_property("input_fingerprint") else artifact.uri)
-        out.append({"span": artifact.span if artifact.has_property("span") else None,
-                    "version": artifact.version if artifact.has_property("version") else None,
+        out.append({"span": _int_field(artifact, "span"), "version": _int_field(artifact, "version"),
                     "input_fingerprint": fingerprint})
     return sorted(out, key=json.dumps)
 
@@ -87,6 +99,8 @@ def record_lineage(model: types.Artifact, examples: list[types.Artifact], base_m
     if trained_state:
         model.set_string_custom_property("warm_start", trained_state["warm_start"])
         model.set_int_custom_property("total_train_steps", int(trained_state["total_steps"]))
+    logger.info("Model %s: spans %s, base model %s, warm start %s.", model.uri, spans,
+                base_models[0].uri if base_models else None, (trained_state or {}).get("warm_start"))
 
 
 class BertTrainerExecutor(trainer_executor.GenericExecutor):

@@ -1,0 +1,56 @@
+"""`bertpipe compile --retrain`: the one create_pipeline, with the latest-blessed-model resolver
+feeding the Trainer's base_model and the Evaluator's baseline_model, compiles for Vertex AI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from pipeline import cli
+from pipeline.pipeline import LATEST_BLESSED_MODEL_RESOLVER
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compile_retrain") / "retrain.json"
+    status = cli.main(["compile", "--retrain", "--output", str(out), "--pipeline_root", "gs://bucket/root",
+                       "--image", "gcr.io/proj/bert:1", "--corpus", "gs://bucket/corpus/span-{SPAN}/*.txt",
+                       "--max_masked_lm_accuracy_drop", "0.01"])
+    assert status == 0
+    return json.loads(out.read_text())
+
+
+def test_resolver_tasks_feed_trainer_and_evaluator(compiled):
+    spec = json_format.ParseDict(compiled["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    resolver_tasks = {name for name in tasks if name.startswith(LATEST_BLESSED_MODEL_RESOLVER)}
+    # KubeflowV2 compiles LatestBlessedModelStrategy into two metadata queries.
+    assert resolver_tasks == {f"{LATEST_BLESSED_MODEL_RESOLVER}-model-blessing-resolver",
+                              f"{LATEST_BLESSED_MODEL_RESOLVER}-model-resolver"}
+    assert set(spec.root.dag.tasks) >= resolver_tasks | {"BertTrainer", "Evaluator"}
+    model_resolver = f"{LATEST_BLESSED_MODEL_RESOLVER}-model-resolver"
+    trainer_base = tasks["BertTrainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    evaluator_baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert trainer_base["producerTask"] == evaluator_baseline["producerTask"] == model_resolver
+
+
+def test_evaluator_compares_with_the_baseline(compiled):
+    tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    eval_config = json.loads(
+        tasks["Evaluator"]["inputs"]["parameters"]["eval_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert [spec.get("is_baseline", False) for spec in eval_config["model_specs"]] == [False, True]
+    [accuracy] = [m for spec in eval_config["metrics_specs"] for m in spec["metrics"]
+                  if json.loads(m["config"])["name"] == "masked_lm_accuracy"]
+    change = accuracy["threshold"]["change_threshold"]
+    assert change["direction"] == "HIGHER_IS_BETTER"
+    assert change["absolute"] == pytest.approx(-0.01)
+
+
+def test_examples_read_the_newest_span_of_the_records(compiled):
+    tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
+    input_config = json.loads(tasks["ImportExampleGen"]["inputs"]["parameters"]["input_config"]
+                              ["runtimeValue"]["constantValue"]["stringValue"])
+    assert [s["pattern"] for s in input_config["splits"]] == ["span-{SPAN}/records/train/*",
+                                                              "span-{SPAN}/records/eval/*"]

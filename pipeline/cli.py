@@ -27,7 +27,7 @@ TRAINING_FLAGS = {
     "train_batch_size": int, "eval_batch_size": int, "learning_rate": float, "num_train_steps": int,
     "num_warmup_steps": int, "save_checkpoints_steps": int, "iterations_per_loop": int, "max_eval_steps": int,
     "keep_checkpoint_max": int, "init_checkpoint": str, "tpu_name": str, "tpu_zone": str, "gcp_project": str,
-    "optimizer_type": str, "mixed_precision": str,
+    "optimizer_type": str, "mixed_precision": str, "collective_timeout_seconds": float,
 }
 DATA_FLAGS = {"max_seq_length": int, "max_predictions_per_seq": int, "masked_lm_prob": float, "dupe_factor": int,
               "short_seq_prob": float, "random_seed": int, "eval_fraction": float, "num_shards": int}

@@ -5,6 +5,10 @@ would not say which vocabulary it was trained with. BertTrainer keeps the Traine
 spec, executor and run_fn contract, and adds one optional input channel; its
 executor passes the vocabulary's path to run_fn through custom_config["vocab_file"]
 (it is exported with the model as an asset).
+
+In a multi-worker job (Vertex AI runs this executor on every replica) only the chief
+writes a model; on the other workers run_fn trains (its collectives need every worker)
+and the stock check that a model was written is skipped.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any, Optional
 
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
+from tfx.components.util import udf_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -20,6 +25,7 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils
 
 from components.artifacts import Vocabulary, vocabulary_file
+from components.trainer.strategy import is_chief
 
 VOCABULARY_KEY = "vocabulary"
 
@@ -42,7 +48,12 @@ class BertTrainerExecutor(trainer_executor.GenericExecutor):
             custom_config["vocab_file"] = vocabulary_file(artifact_utils.get_single_uri(vocabularies))
             exec_properties = {**exec_properties,
                                standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)}
-        super().Do(input_dict, output_dict, exec_properties)
+        if is_chief():
+            super().Do(input_dict, output_dict, exec_properties)
+            return
+        self._log_startup(input_dict, output_dict, exec_properties)
+        run_fn = udf_utils.get_fn(exec_properties, "run_fn")
+        run_fn(self._GetFnArgs(input_dict, output_dict, exec_properties))
 
 
 class BertTrainer(base_component.BaseComponent):

@@ -25,8 +25,11 @@ test-fast: venv
 test-e2e: venv
 	$(PYTHON) -m pytest -m e2e
 
+# make compile IMAGE=... PIPELINE_ROOT=gs://... for a spec of your own project.
+IMAGE ?= gcr.io/your-project/bert-tfx-pipeline:latest
+PIPELINE_ROOT ?= gs://your-bucket/bert-pretraining
 compile: venv
-	$(VENV)/bin/bertpipe compile --output pipeline.json
+	$(VENV)/bin/bertpipe compile --output pipeline.json --image $(IMAGE) --pipeline_root $(PIPELINE_ROOT)
 
 bench: venv
 	$(PYTHON) benchmarks/bench_pretraining_data.py

@@ -3,14 +3,21 @@
 The spec's components run in one container image that has this project installed
 (kubeflow/Dockerfile); the run_fn and the custom components are found by their Python
 paths inside it. Vertex AI keeps ML-metadata itself, so no connection config is set.
+
+Everything Vertex AI would reject later is checked here, before a spec is written: the
+image names, gs:// locations, and the Trainer's machine spec (kubeflow/training_resources.py)
+against the batch size it must split.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Optional
 
 from tfx import v1 as tfx
 
+from kubeflow.names import check_gcs_uri, check_image
+from kubeflow.training_resources import TrainerResources, VertexResources
 from pipeline import code_version as code_version_lib
 from pipeline.config import DEFAULT_CORPUS, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline
@@ -23,7 +30,7 @@ IMAGE_DEFAULT_CORPUS = f"{IMAGE_REPO_ROOT}/data/corpus/*.txt"
 def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
                      examples_presplit: bool = True, code_version: Optional[dict] = None,
-                     retraining: bool = False) -> str:
+                     retraining: bool = False, vertex_resources: Optional[VertexResources] = None) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
 
     The spec uses pipeline spec schema 2.1: with 2.0, TFX's container entrypoint reads exec
@@ -36,11 +43,26 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
       retraining: the retraining pipeline (create_pipeline's switch): the latest blessed model
         resolver's tasks are in the spec, feeding the Trainer's base_model and the Evaluator's
         baseline_model.
+      vertex_resources: the Trainer's Vertex AI machine spec and the other steps' limits
+        (None: every step runs in a pipeline task on Vertex AI's default machine).
 
     Returns:
       output_path.
+
+    Raises:
+      ValueError: a name Vertex AI would reject, or a Trainer the batch sizes do not fit.
     """
     config.validate()
+    check_image("--image", image)
+    check_gcs_uri("--pipeline_root", pipeline_root)
+    if serving_model_dir:
+        check_gcs_uri("--serving_dir", serving_model_dir)
+    trainer = vertex_resources.trainer if vertex_resources else None
+    if trainer is not None:
+        _check_batch_split(config, trainer)
+        if trainer.is_tpu and not config.training.use_tpu:
+            # The model is built for the TPU (one-hot embedding lookups) when use_tpu is set.
+            config = config.replace(training=dataclasses.replace(config.training, use_tpu=True))
     if config.corpus_pattern == DEFAULT_CORPUS:
         # The local checkout's path means nothing in the container; the image ships the corpus.
         config = config.replace(corpus_pattern=IMAGE_DEFAULT_CORPUS)
@@ -49,7 +71,7 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
                                code_version=code_version or code_version_lib.current().to_dict(),
-                               retraining=retraining)
+                               retraining=retraining, vertex_resources=vertex_resources)
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)
@@ -61,3 +83,16 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     runner.run(pipeline, write_out=True)
     os.replace(os.path.join(output_dir, staging), output_path)
     return output_path
+
+
+def _check_batch_split(config: PipelineConfig, trainer: TrainerResources) -> None:
+    """Batch sizes are global: they must split evenly over the job's replicas (every GPU or
+    TPU core of every worker), or run_fn would refuse them only once the job is running."""
+    per_machine = trainer.accelerator_count if trainer.accelerator_type else 1
+    replicas = per_machine * trainer.worker_count
+    for flag in ("train_batch_size", "eval_batch_size"):
+        value = getattr(config.training, flag)
+        if value % replicas:
+            raise ValueError(f"--{flag} {value} does not split over the Trainer's {replicas} replicas "
+                             f"({trainer.worker_count} machine(s) x {per_machine} {trainer.accelerator_type or 'CPU'}); "
+                             f"use a multiple of {replicas}.")

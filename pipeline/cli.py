@@ -33,7 +33,7 @@ TRAINING_FLAGS = {
     "train_batch_size": int, "eval_batch_size": int, "learning_rate": float, "num_train_steps": int,
     "num_warmup_steps": int, "save_checkpoints_steps": int, "iterations_per_loop": int, "max_eval_steps": int,
     "keep_checkpoint_max": int, "init_checkpoint": str, "tpu_name": str, "tpu_zone": str, "gcp_project": str,
-    "optimizer_type": str, "mixed_precision": str,
+    "optimizer_type": str, "mixed_precision": str, "collective_timeout_seconds": float,
 }
 DATA_FLAGS = {"max_seq_length": int, "max_predictions_per_seq": int, "masked_lm_prob": float, "dupe_factor": int,
               "short_seq_prob": float, "random_seed": int, "eval_fraction": float, "num_shards": int}
@@ -146,13 +146,36 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return retrain.exit_code(summary)
 
 
+def vertex_resources_from_args(args: argparse.Namespace):
+    """The VertexResources of `bertpipe compile`'s --trainer_* and --step_* flags (None if none given)."""
+    from kubeflow import training_resources  # Light: no TFX, no TensorFlow.
+
+    trainer = None
+    if any(v is not None for v in (args.trainer_machine_type, args.trainer_gpu, args.trainer_gpu_count,
+                                   args.trainer_tpu, args.trainer_workers, args.trainer_image)):
+        trainer = training_resources.trainer_resources(
+            region=args.region, project=args.project, image=args.trainer_image or args.image,
+            machine_type=args.trainer_machine_type, gpu=args.trainer_gpu, gpu_count=args.trainer_gpu_count,
+            tpu=args.trainer_tpu, workers=args.trainer_workers if args.trainer_workers is not None else 1)
+        if trainer.is_tpu and not args.trainer_image:
+            raise ValueError("--trainer_tpu needs --trainer_image: an image built from kubeflow/Dockerfile.tpu "
+                             "(TensorFlow and libtpu as built for Cloud TPU VMs).")
+    steps = None
+    if args.step_cpu is not None or args.step_memory_gb is not None:
+        steps = training_resources.StepResources(cpu_limit=args.step_cpu, memory_limit_gb=args.step_memory_gb)
+    if trainer is None and steps is None:
+        return None
+    return training_resources.VertexResources(trainer=trainer, steps=steps)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from kubeflow import runner  # Deferred, as above.
 
     config = config_from_args(args)
     path = runner.compile_pipeline(config, pipeline_root=args.pipeline_root, output_path=args.output,
                                    image=args.image, serving_model_dir=args.serving_dir,
-                                   beam_pipeline_args=list(args.beam_arg or []), retraining=args.retrain)
+                                   beam_pipeline_args=list(args.beam_arg or []), retraining=args.retrain,
+                                   vertex_resources=vertex_resources_from_args(args))
     print(f"Wrote the Vertex AI pipeline spec to {path}")
     return 0
 
@@ -219,15 +242,31 @@ def build_parser() -> argparse.ArgumentParser:
         "Compile the pipeline with KubeflowV2DagRunner into a PipelineSpec JSON for Vertex AI Pipelines."))
     add_pipeline_flags(comp)
     comp.add_argument("--output", default="pipeline.json", help="the JSON file to write")
-    comp.add_argument("--pipeline_root", default="gs://YOUR_BUCKET/bert-pretraining",
-                      help="pipeline root on Cloud Storage")
+    comp.add_argument("--pipeline_root", help="pipeline root on Cloud Storage, gs://BUCKET/path (required)")
     comp.add_argument("--serving_dir", help="Pusher destination (default: PIPELINE_ROOT/serving_model)")
-    comp.add_argument("--image", default="gcr.io/YOUR_PROJECT/bert-tfx-pipeline:latest",
-                      help="container image with this project installed (see kubeflow/Dockerfile)")
+    comp.add_argument("--image", help="container image with this project installed, built from kubeflow/Dockerfile "
+                                      "(required), e.g. us-docker.pkg.dev/PROJECT/REPO/bert-tfx-pipeline:TAG")
     comp.add_argument("--beam_arg", action="append", help="Beam pipeline argument, e.g. --runner=DataflowRunner")
     comp.add_argument("--retrain", action="store_true",
                       help="the retraining pipeline: warm start from, and comparison with, the latest blessed "
                            "model (its resolver runs in the spec)")
+    vertex = comp.add_argument_group(
+        "Trainer on Vertex AI training (any of these runs the Trainer as a Vertex AI CustomJob)")
+    vertex.add_argument("--trainer_machine_type", help="machine type, e.g. n1-standard-16, a2-highgpu-8g "
+                                                       "(default n1-standard-8; implied by --trainer_tpu)")
+    vertex.add_argument("--trainer_gpu", help="Vertex AI GPU name, e.g. NVIDIA_TESLA_A100, NVIDIA_L4, NVIDIA_TESLA_T4")
+    vertex.add_argument("--trainer_gpu_count", type=int, help="GPUs per machine (default: what the machine carries)")
+    vertex.add_argument("--trainer_tpu", help="TPU VM: v5e (= v5e-4), v5e-1, v5e-8, v4 (= v4-8), v3-8, v2-8, or "
+                                              "Vertex's TPU_V5_LITEPOD / TPU_V4_POD / TPU_V3 / TPU_V2")
+    vertex.add_argument("--trainer_workers", type=int,
+                        help="machines in all, chief included (default 1); >1 trains with MultiWorkerMirroredStrategy")
+    vertex.add_argument("--trainer_image", help="the training job's image (default --image; a TPU needs one built "
+                                                "from kubeflow/Dockerfile.tpu)")
+    vertex.add_argument("--region", help="Vertex AI region of the training job, e.g. us-central1")
+    vertex.add_argument("--project", help="Google Cloud project of the training job")
+    steps = comp.add_argument_group("other steps' containers (KFP resource limits)")
+    steps.add_argument("--step_cpu", type=float, help="CPU limit of each step's container, e.g. 8")
+    steps.add_argument("--step_memory_gb", type=float, help="memory limit of each step's container in GB, e.g. 32")
     comp.set_defaults(func=cmd_compile)
 
     run_spec = sub.add_parser("run-spec", help="run a compiled spec locally, as Vertex AI would", description=(

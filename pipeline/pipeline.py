@@ -44,6 +44,7 @@ from components.pusher.executor import AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
 from components.trainer.params import TrainerParams
+from kubeflow.training_resources import VertexResources
 from pipeline.config import PipelineConfig
 
 RUN_FN = "components.trainer.run_fn.run_fn"
@@ -89,6 +90,19 @@ def _example_gen_input(presplit: bool, prefix: str = "") -> tuple[example_gen_pb
         ]))
 
 
+def _resource_spec(cpu_limit: Optional[float], memory_limit_gb: Optional[float]):
+    """KFP's container ResourceSpec: TFX's Kubeflow V2 compiler copies a component's
+    platform_config of this type into its container spec (memory in GB)."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
+    if cpu_limit:
+        spec.cpu_limit = cpu_limit
+    if memory_limit_gb:
+        spec.memory_limit = memory_limit_gb
+    return spec
+
+
 def create_pipeline(
     config: PipelineConfig,
     bert_config: dict,
@@ -100,6 +114,7 @@ def create_pipeline(
     enable_cache: bool = False,
     code_version: Optional[dict] = None,
     retraining: bool = False,
+    vertex_resources: Optional[VertexResources] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -171,11 +186,21 @@ def create_pipeline(
         max_predictions_per_seq=config.data.max_predictions_per_seq,
         checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}",
         code_version=code_version)
-    trainer = BertTrainer(
+    trainer_class, custom_config = BertTrainer, trainer_params.to_custom_config()
+    trainer_resources = vertex_resources.trainer if vertex_resources else None
+    if trainer_resources is not None:
+        # Deferred: the Vertex AI client libraries are needed only when compiling for it.
+        from components.trainer.vertex_component import VertexBertTrainer, vertex_job_config
+
+        trainer_class = VertexBertTrainer
+        custom_config.update(vertex_job_config(trainer_resources.region, trainer_resources.training_args()))
+    trainer = trainer_class(
         examples=example_gen.outputs["examples"], vocabulary=vocabulary, base_model=base_model, run_fn=RUN_FN,
-        custom_config=trainer_params.to_custom_config(),
+        custom_config=custom_config,
         train_args=tfx.proto.TrainArgs(num_steps=config.training.num_train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.training.max_eval_steps))
+    if trainer_resources is not None:
+        trainer.with_id("BertTrainer")  # one task name, wherever it trains
     components.append(trainer)
 
     gate = config.evaluation
@@ -193,6 +218,14 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
     components.append(pusher)
+
+    steps = vertex_resources.steps if vertex_resources else None
+    if steps is not None and (steps.cpu_limit or steps.memory_limit_gb):
+        for component in components:
+            # The Vertex Trainer's task only polls its CustomJob; Importers run no container.
+            if component is not trainer or trainer_resources is None:
+                if not isinstance(component, tfx.dsl.Importer):
+                    component.with_platform_config(_resource_spec(steps.cpu_limit, steps.memory_limit_gb))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=pipeline_root, components=components,

@@ -39,7 +39,7 @@ def test_unreachable_tpu_falls_back_to_gpus_then_cpu():
 
 
 def test_tpu_address_from_flags_then_environment():
-    assert strategy.tpu_address_from(False, None, None, None, environ={}) is None
+    assert strategy.tpu_address_from(False, None, None, None, environ={}, local_tpu=False) is None
     assert strategy.tpu_address_from(True, "t1", "z", "p", environ={}) == strategy.TpuAddress("t1", "z", "p")
     env = {"TPU_NAME": "t2", "TPU_ZONE": "z2", "GCP_PROJECT": "p2"}
     assert strategy.tpu_address_from(False, None, None, None, environ=env) == strategy.TpuAddress("t2", "z2", "p2")
@@ -76,3 +76,79 @@ def test_cpu_bf16_detection_reads_cpu_flags(tmp_path):
     assert precision.cpu_has_native_bf16(str(info))
     info.write_text("flags\t\t: fpu avx2\n")
     assert not precision.cpu_has_native_bf16(str(info))
+
+
+VERTEX_CLUSTER_SPEC = ('{"cluster": {"workerpool0": ["cmle-training-workerpool0-ab-0:2222"], '
+                       '"workerpool1": ["cmle-training-workerpool1-ab-0:2222", "cmle-training-workerpool1-ab-1:2222"]}, '
+                       '"environment": "cloud", "task": {"type": "workerpool1", "index": 1}, "job": "{}"}')
+
+
+def test_vertex_cluster_spec_alone_is_translated_to_tf_config():
+    tf_config = strategy.tf_config_from_environment({"CLUSTER_SPEC": VERTEX_CLUSTER_SPEC})
+    assert tf_config == {"cluster": {"chief": ["cmle-training-workerpool0-ab-0:2222"],
+                                     "worker": ["cmle-training-workerpool1-ab-0:2222",
+                                                "cmle-training-workerpool1-ab-1:2222"]},
+                         "task": {"type": "worker", "index": 1}}
+    assert strategy._workers_in_tf_config({"CLUSTER_SPEC": VERTEX_CLUSTER_SPEC}) == 3
+    # Vertex AI sets both for TensorFlow; TF_CONFIG wins.
+    both = {"CLUSTER_SPEC": VERTEX_CLUSTER_SPEC, "TF_CONFIG": '{"cluster": {"worker": ["a:1"]}, "task": {}}'}
+    assert strategy.tf_config_from_environment(both)["cluster"] == {"worker": ["a:1"]}
+    with pytest.raises(ValueError, match="CLUSTER_SPEC names unknown worker pools"):
+        strategy.tf_config_from_environment({"CLUSTER_SPEC": '{"cluster": {"pool9": ["a:1"]}, "task": {}}'})
+    with pytest.raises(ValueError, match="CLUSTER_SPEC is not valid JSON"):
+        strategy.tf_config_from_environment({"CLUSTER_SPEC": "{"})
+
+
+def test_chief_is_the_chief_task_or_worker_zero_without_one():
+    assert strategy.is_chief({})
+    chief = '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}}'
+    worker0 = '{"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}'
+    chiefless = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}'
+    assert strategy.is_chief({"TF_CONFIG": chief})
+    assert not strategy.is_chief({"TF_CONFIG": worker0})
+    assert strategy.is_chief({"TF_CONFIG": chiefless})
+    assert not strategy.is_chief({"CLUSTER_SPEC": VERTEX_CLUSTER_SPEC})
+
+
+def test_several_workers_select_multi_worker_strategy_with_the_collective_timeout():
+    seen = []
+    fake = object()
+    chosen = strategy.select_strategy(None, list_gpus=lambda: [], environ={"CLUSTER_SPEC": VERTEX_CLUSTER_SPEC},
+                                      collective_timeout_seconds=42.0,
+                                      make_multi_worker=lambda config, timeout: seen.append((config, timeout)) or fake)
+    assert chosen is fake
+    [(config, timeout)] = seen
+    assert timeout == 42.0 and config["task"] == {"type": "worker", "index": 1}
+
+
+def test_local_tpu_vm_is_detected_from_its_environment_or_devices(tmp_path):
+    assert strategy.local_tpu_present({"TPU_ACCELERATOR_TYPE": "v5litepod-4"}, dev_dir=str(tmp_path))
+    assert not strategy.local_tpu_present({}, dev_dir=str(tmp_path))
+    (tmp_path / "vfio").mkdir()
+    (tmp_path / "vfio" / "vfio").touch()  # the VFIO control node exists on any VFIO host
+    assert not strategy.local_tpu_present({}, dev_dir=str(tmp_path))
+    (tmp_path / "vfio" / "0").touch()  # a v5e chip
+    assert strategy.local_tpu_present({}, dev_dir=str(tmp_path))
+    (tmp_path / "vfio" / "0").unlink()
+    (tmp_path / "accel0").touch()  # a v2-v4 chip
+    assert strategy.local_tpu_present({}, dev_dir=str(tmp_path))
+
+
+def test_on_a_tpu_vm_the_resolver_is_the_local_tpu_not_a_name(monkeypatch):
+    address = strategy.tpu_address_from(False, None, None, None, environ={}, local_tpu=True)
+    assert address == strategy.TpuAddress(name="local")
+    # A named TPU (flag or TPU_NAME) still wins over the local one.
+    assert strategy.tpu_address_from(True, "pod", None, None, environ={}, local_tpu=True).name == "pod"
+    assert strategy.tpu_address_from(True, None, None, None, environ={}, local_tpu=False).name == ""
+
+    made = []
+
+    class FakeResolver:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            raise ValueError("no TPU here")
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", FakeResolver)
+    chosen = strategy.select_strategy(address, list_gpus=lambda: [], environ={})
+    assert made == [{"tpu": "local"}]
+    assert chosen is tf.distribute.get_strategy()  # unreachable: fell back to the CPU

@@ -20,6 +20,10 @@ After training it records on the Model artifact what it was trained from: `span`
 newest span of its examples), `spans`, `examples_fingerprint`, `base_model_id`,
 `base_model_uri`, `warm_start` and `total_train_steps`; the base_model INPUT event links
 the two models in ML-metadata.
+
+In a multi-worker job (Vertex AI runs this executor on every replica) only the chief
+writes a model; on the other workers run_fn trains (its collectives need every worker)
+and the stock check that a model was written is skipped.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from typing import Any, Optional
 import tensorflow as tf
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
+from tfx.components.util import udf_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -39,6 +44,7 @@ from tfx.utils import json_utils
 
 from components.artifacts import Vocabulary, vocabulary_file
 from components.trainer import warm_start
+from components.trainer.strategy import is_chief
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +125,11 @@ class BertTrainerExecutor(trainer_executor.GenericExecutor):
             custom_config["checkpoint_dir"] = run_checkpoint_dir(custom_config["checkpoint_dir"], examples,
                                                                  base_models)
         exec_properties = {**exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)}
+        if not is_chief():
+            self._log_startup(input_dict, output_dict, exec_properties)
+            run_fn = udf_utils.get_fn(exec_properties, "run_fn")
+            run_fn(self._GetFnArgs(input_dict, output_dict, exec_properties))
+            return
         super().Do(input_dict, output_dict, exec_properties)
 
         model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])

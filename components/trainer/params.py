@@ -37,6 +37,10 @@ class TrainingConfig:
     mixed_precision: str = "auto"  # auto | float32 | bfloat16 | float16
     use_xla: bool = False
     seed: int = 12345
+    # Several workers: how long one all-reduce may wait for the others before the run fails
+    # (a dead worker then ends the run instead of hanging it). Covers a checkpoint the chief
+    # writes between steps, so minutes, not seconds.
+    collective_timeout_seconds: float = 600.0
 
     def validate(self) -> None:
         positive = ["train_batch_size", "eval_batch_size", "num_train_steps", "save_checkpoints_steps",
@@ -48,6 +52,8 @@ class TrainingConfig:
             raise ValueError(
                 f"--num_warmup_steps must be between 0 and --num_train_steps ({self.num_train_steps}), "
                 f"got {self.num_warmup_steps}")
+        if self.collective_timeout_seconds <= 0:
+            raise ValueError(f"--collective_timeout_seconds must be positive, got {self.collective_timeout_seconds}")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
         if self.optimizer_type not in ("adamw", "lamb"):

@@ -4,10 +4,19 @@ It turns the Trainer's arguments into explicit values (config is read here, at t
 entry point, and passed down), checks the data against them, picks the strategy and
 precision, trains (resuming if a checkpoint exists), evaluates like do_eval, writes
 eval_results.txt next to the TensorBoard logs, and exports the SavedModel.
+
+With several workers (MultiWorkerMirroredStrategy) every worker trains and evaluates,
+since both are collective, but only the chief writes the run's outputs: checkpoints,
+bert_config.json, TensorBoard logs, eval_results.txt and the SavedModel. The other
+workers save their (collective) checkpoints and logs into a scratch directory that they
+delete at the end, as TensorFlow's multi-worker guide prescribes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 
 import logging
 import tensorflow as tf
@@ -95,10 +104,24 @@ def _trained_state(bert_config: BertConfig, params: TrainerParams, global_step: 
         warm_start=how, base_model=base_model)
 
 
+@contextlib.contextmanager
+def _output_dirs(chief: bool, checkpoint_dir: str, model_run_dir: str):
+    """(checkpoint save dir, TensorBoard dir) of this worker: the run's own for the chief, a
+    scratch directory, deleted afterwards, for the others."""
+    if chief:
+        yield checkpoint_dir, os.path.join(model_run_dir, "train")
+        return
+    scratch = tempfile.mkdtemp(prefix="bert-worker-")
+    try:
+        yield os.path.join(scratch, "checkpoints"), os.path.join(scratch, "train")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str], serving_model_dir: str,
              model_run_dir: str, strategy: tf.distribute.Strategy | None = None,
              base_model: str | None = None) -> dict:
-    """do_train then do_eval, then export. Returns the eval metrics.
+    """do_train then do_eval, then export (the chief only). Returns the eval metrics.
 
     Plain arguments, so tests drive it without TFX.
 
@@ -108,6 +131,12 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         model's own Checkpoint/ is written, for its successors.
     """
     t = params.training
+    if strategy is None:
+        # First, before any TensorFlow op: MultiWorkerMirroredStrategy configures the
+        # collective ops, which TensorFlow allows only before the runtime starts.
+        strategy = strategy_lib.select_strategy(
+            strategy_lib.tpu_address_from(t.use_tpu, t.tpu_name, t.tpu_zone, t.gcp_project),
+            collective_timeout_seconds=t.collective_timeout_seconds)
     bert_config = resolve_bert_config(params.bert_config, params.vocab_file)
     if params.max_seq_length > bert_config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {params.max_seq_length} exceeds the BERT config's "
@@ -116,9 +145,8 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
     check_split("eval", eval_files, params.max_seq_length, params.max_predictions_per_seq)
 
     keras.utils.set_random_seed(t.seed)
-    if strategy is None:
-        strategy = strategy_lib.select_strategy(
-            strategy_lib.tpu_address_from(t.use_tpu, t.tpu_name, t.tpu_zone, t.gcp_project))
+    # False only on the non-chief workers of a multi-worker strategy.
+    chief = strategy.extended.should_checkpoint
     kind = strategy_lib.strategy_kind(strategy)
     policy = precision.choose_precision(t.mixed_precision, kind)
     replicas = strategy.num_replicas_in_sync
@@ -131,8 +159,9 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        tf.io.gfile.makedirs(params.checkpoint_dir)
-        bert_config.to_json_file(os.path.join(params.checkpoint_dir, "bert_config.json"))
+        if chief:
+            tf.io.gfile.makedirs(params.checkpoint_dir)
+            bert_config.to_json_file(os.path.join(params.checkpoint_dir, "bert_config.json"))
         state = build_state(bert_config, params, strategy)
         starter, how, base_steps = None, "none", 0
         if base_model:
@@ -159,8 +188,9 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
             num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,
             save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
             global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu", use_xla=t.use_xla)
-        step = train(state, train_dataset, settings, params.checkpoint_dir, os.path.join(model_run_dir, "train"),
-                     train_files, starter)
+        with _output_dirs(chief, params.checkpoint_dir, model_run_dir) as (save_dir, summary_dir):
+            step = train(state, train_dataset, settings, params.checkpoint_dir, summary_dir, train_files, starter,
+                         save_dir=save_dir)
 
         eval_dataset = input_pipeline.make_dataset(
             eval_files, t.eval_batch_size, params.max_seq_length, params.max_predictions_per_seq,
@@ -169,6 +199,9 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         scope = ("all of the eval split" if metrics["eval_scope"] == "all" else
                  f"the {metrics['eval_scope']} of the eval split (--max_eval_steps {t.max_eval_steps})")
         logger.info("Eval results on %s (%d examples): %s", scope, metrics["eval_examples"], metrics)
+        if not chief:
+            logger.info("Not the chief: the chief writes the eval results and exports the model.")
+            return metrics
         tf.io.gfile.makedirs(model_run_dir)
         write_eval_results(metrics, os.path.join(model_run_dir, EVAL_RESULTS_FILE))
         with tf.summary.create_file_writer(os.path.join(model_run_dir, "eval")).as_default(

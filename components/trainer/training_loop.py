@@ -6,6 +6,12 @@ so a TPU is not starved by Python round trips. Checkpoints go through
 then points the `checkpoint` state file at it (an atomic rename), so a kill mid-save
 leaves the previous checkpoint as the latest; a rerun restores step, weights, optimizer
 slots and, off TPU, the input iterator's position.
+
+Under MultiWorkerMirroredStrategy every worker runs this loop and every worker must call
+save (saving is collective), but only the chief's checkpoints are the run's: the others
+save into a scratch directory their caller deletes, and all of them resume from the
+chief's. A worker that dies makes the others' next collective fail (after the strategy's
+timeout at most), and the loop says so in one line instead of a gRPC status dump.
 """
 from __future__ import annotations
 
@@ -28,6 +34,31 @@ TERM_NAMES = ("mlm_nll_sum", "mlm_correct_sum", "mlm_weight_sum", "nsp_nll_sum",
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; the last good checkpoint is left as the latest."""
+
+
+class WorkerLostError(RuntimeError):
+    """Another worker of a multi-worker run stopped answering; the run fails rather than waits."""
+
+
+# What a collective raises when a peer is gone: unreachable, timed out, or aborted by TF's
+# health check.
+_PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                  tf.errors.CancelledError)
+
+
+def _peer_failure_reason(error: tf.errors.OpError) -> str:
+    """The line of a collective's error that says what happened to the peer (TF's first line is
+    a generic "Graph execution error:")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if any(word in line.lower() for word in ("aborted by", "heartbeat", "timed out", "timeout", "connect")):
+            return line[:300]
+    return (lines[0] if lines else "no message")[:300]
+
+
+def _is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+        strategy.extended._in_multi_worker_mode()  # pylint: disable=protected-access
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +200,7 @@ def train(
     summary_dir: Optional[str],
     train_files: Sequence[str] = (),
     warm_start: Optional[Callable[[tf.keras.Model], None]] = None,
+    save_dir: Optional[str] = None,
 ) -> int:
     """Trains to `settings.num_train_steps`, resuming from `checkpoint_dir` if it holds a checkpoint.
 
@@ -180,6 +212,8 @@ def train(
       summary_dir: TensorBoard directory, or None.
       train_files: the shards, to name a corrupt one if reading fails.
       warm_start: loads init_checkpoint weights when no checkpoint of this run exists.
+      save_dir: where this process writes checkpoints (default `checkpoint_dir`); a
+        non-chief worker passes a scratch directory.
 
     Returns:
       The global step reached.
@@ -187,6 +221,7 @@ def train(
     Raises:
       NonFiniteLossError: the loss became NaN/Inf (no checkpoint of it is written).
       DataError: a shard is corrupt (named).
+      WorkerLostError: in a multi-worker run, another worker stopped answering.
     """
     strategy, optimizer = state.strategy, state.optimizer
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
@@ -199,11 +234,14 @@ def train(
         # data order (as TPUEstimator does), with step, weights and optimizer restored.
         logger.info("The input position is not checkpointed on this strategy.")
     checkpoint = tf.train.Checkpoint(**trackables)
-    remove_interrupted_saves(checkpoint_dir)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=settings.keep_checkpoint_max)
-    if manager.latest_checkpoint:
-        _restore(trackables, manager.latest_checkpoint)
-        logger.info("Resumed from %s at step %d.", manager.latest_checkpoint, int(optimizer.iterations.numpy()))
+    if save_dir is None or save_dir == checkpoint_dir:
+        remove_interrupted_saves(checkpoint_dir)  # the writer's job; other workers only read it
+    manager = tf.train.CheckpointManager(checkpoint, save_dir or checkpoint_dir,
+                                         max_to_keep=settings.keep_checkpoint_max)
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest:
+        _restore(trackables, latest)
+        logger.info("Resumed from %s at step %d.", latest, int(optimizer.iterations.numpy()))
     elif warm_start is not None:
         warm_start(state.model)
 
@@ -216,6 +254,13 @@ def train(
         started = time.perf_counter()
         try:
             sums, all_finite = train_chunk(iterator, tf.constant(num_steps))
+        except _PEER_FAILURES as e:
+            if _is_multi_worker(strategy):
+                raise WorkerLostError(
+                    f"Another training worker stopped answering between steps {step} and {step + num_steps} "
+                    f"({type(e).__name__}: {_peer_failure_reason(e)}); the run stops. Rerunning resumes "
+                    f"from the chief's last checkpoint in {checkpoint_dir}.") from e
+            raise
         except tf.errors.OpError as e:
             if is_record_read_error(e):
                 raise corrupt_shard_error(train_files, e) from e
@@ -224,7 +269,7 @@ def train(
         if not bool(all_finite):
             raise NonFiniteLossError(
                 f"The training loss became NaN or Inf between steps {step} and {step + num_steps}; "
-                f"stopped without saving. The last good checkpoint is {manager.latest_checkpoint} "
+                f"stopped without saving. The last good checkpoint is {tf.train.latest_checkpoint(checkpoint_dir)} "
                 f"(lower --learning_rate or check the data).")
         step = int(optimizer.iterations.numpy())
         metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
@@ -273,7 +318,13 @@ def evaluate(state: TrainingState, dataset: tf.data.Dataset, max_eval_steps: int
     batches = 0
     # One batch more than asked for is read (not scored) to tell "the split ended" from
     # "--max_eval_steps cut it short".
-    distributed = state.strategy.experimental_distribute_dataset(dataset.take(max_eval_steps + 1))
+    # Several workers: each reads the whole eval split and keeps its part of every batch (DATA
+    # sharding), so they evaluate the same examples one process would; sharding by file
+    # would fail on an eval split with fewer files than workers.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    distributed = state.strategy.experimental_distribute_dataset(
+        dataset.take(max_eval_steps + 1).with_options(options))
     cut_short = False
     try:
         for batch in distributed:

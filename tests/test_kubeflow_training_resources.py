@@ -1,0 +1,135 @@
+"""The Trainer's Vertex AI machine spec, and every bad input refused at compile time."""
+from __future__ import annotations
+
+import pytest
+from google.cloud.aiplatform_v1.types import AcceleratorType, MachineSpec
+
+from kubeflow import training_resources as tr
+from kubeflow.names import check_gcs_uri, check_image
+from pipeline import cli
+
+IMAGE = "gcr.io/my-project/bert:1"
+
+
+def _resources(**flags) -> tr.TrainerResources:
+    values = dict(region="us-central1", project="my-project", image=IMAGE)
+    values.update(flags)
+    return tr.trainer_resources(**values)
+
+
+def test_every_accelerator_name_is_vertex_ais():
+    """The tables use google-cloud-aiplatform's AcceleratorType names, and every spec they
+    make is a valid MachineSpec message."""
+    names = {shape.accelerator_type for shape in tr.TPU_SHAPES.values()} | set(tr.GPU_MACHINES)
+    assert names <= set(AcceleratorType.__members__)
+    for shape in tr.TPU_SHAPES.values():
+        MachineSpec(_resources(tpu=next(k for k, s in tr.TPU_SHAPES.items() if s is shape),
+                               region=shape.regions[0], image=IMAGE).machine_spec())
+
+
+@pytest.mark.parametrize("tpu,machine,accelerator,count,topology", [
+    ("v5e", "ct5lp-hightpu-4t", "TPU_V5_LITEPOD", 4, "2x2"),
+    ("v5e-8", "ct5lp-hightpu-8t", "TPU_V5_LITEPOD", 8, "2x4"),
+    ("TPU_V5_LITEPOD", "ct5lp-hightpu-4t", "TPU_V5_LITEPOD", 4, "2x2"),
+    ("v3-8", "cloud-tpu", "TPU_V3", 8, None),
+    ("v2-8", "cloud-tpu", "TPU_V2", 8, None),
+])
+def test_tpu_shapes_under_vertex_names(tpu, machine, accelerator, count, topology):
+    resources = _resources(tpu=tpu)
+    assert resources.is_tpu
+    expected = {"machine_type": machine, "accelerator_type": accelerator, "accelerator_count": count}
+    if topology:
+        expected["tpu_topology"] = topology
+    assert resources.machine_spec() == expected
+    assert [p["replica_count"] for p in resources.worker_pool_specs()] == [1]
+
+
+def test_v4_is_in_us_central2_only():
+    assert _resources(tpu="v4", region="us-central2").machine_spec() == {
+        "machine_type": "ct4p-hightpu-4t", "accelerator_type": "TPU_V4_POD", "accelerator_count": 4,
+        "tpu_topology": "2x2x1"}
+
+
+def test_gpu_workers_make_a_chief_pool_and_a_worker_pool():
+    resources = _resources(machine_type="a2-highgpu-8g", gpu="NVIDIA_TESLA_A100", gpu_count=8, workers=4)
+    pools = resources.worker_pool_specs()
+    assert [p["replica_count"] for p in pools] == [1, 3]
+    assert all(p["machine_spec"] == {"machine_type": "a2-highgpu-8g", "accelerator_type": "NVIDIA_TESLA_A100",
+                                     "accelerator_count": 8} for p in pools)
+    assert all(p["container_spec"] == {"image_uri": IMAGE} for p in pools)
+    assert resources.training_args() == {"project": "my-project", "job_spec": {"worker_pool_specs": pools}}
+    # The count defaults to what the machine carries.
+    assert _resources(machine_type="g2-standard-24", gpu="NVIDIA_L4").accelerator_count == 2
+    assert _resources().machine_spec() == {"machine_type": "n1-standard-8"}
+
+
+@pytest.mark.parametrize("flags,message", [
+    (dict(tpu="v9"), "--trainer_tpu 'v9' is not a TPU Vertex AI trains on"),
+    (dict(gpu="NVIDIA_TESLA_Z1", machine_type="n1-standard-8"), "--trainer_gpu 'NVIDIA_TESLA_Z1' is not a Vertex AI GPU"),
+    (dict(tpu="v5e", gpu="NVIDIA_TESLA_T4"), "--trainer_tpu and --trainer_gpu"),
+    (dict(tpu="v3-8", workers=2), "--trainer_workers 2 with --trainer_tpu"),
+    (dict(tpu="v4"), "TPU v4-8 is not offered in --region us-central1"),
+    (dict(tpu="v5e", region="europe-west1"), "TPU v5e-4 is not offered in --region europe-west1"),
+    (dict(tpu="v5e", machine_type="n1-standard-8"), "does not go with --trainer_tpu v5e"),
+    (dict(gpu="NVIDIA_TESLA_A100", machine_type="n1-standard-8"), "does not attach to --trainer_machine_type"),
+    (dict(gpu="NVIDIA_TESLA_A100", machine_type="a2-highgpu-8g", gpu_count=4), "a2-highgpu-8g takes 8"),
+    (dict(machine_type="a2-highgpu-8g"), "is a GPU machine: give --trainer_gpu"),
+    (dict(gpu_count=2), "--trainer_gpu_count without --trainer_gpu"),
+    (dict(machine_type="cloud-tpu"), "is a TPU machine: use --trainer_tpu"),
+    (dict(workers=0), "--trainer_workers must be at least 1"),
+    (dict(region=None), "--region None is not a Google Cloud region"),
+    (dict(project="My Project"), "--project 'My Project' is not a Google Cloud project id"),
+    (dict(image="bert"), "--trainer_image 'bert' is not a container image name"),
+])
+def test_bad_trainer_specs_are_refused_with_the_flag_named(flags, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        _resources(**flags)
+
+
+@pytest.mark.parametrize("image,ok", [
+    ("gcr.io/p/bert:1", True), ("us-docker.pkg.dev/my-proj/repo/bert-tfx-pipeline:v1.2", True),
+    ("localhost:5000/bert", True), (f"gcr.io/p/bert@sha256:{'a' * 64}", True),
+    ("gcr.io/YOUR_PROJECT/bert:latest", False), ("bert:1", False), ("gcr.io/p/bert:", False), ("", False),
+    ("gcr.io/p/bert image", False),
+])
+def test_image_names(image, ok):
+    if ok:
+        assert check_image("--image", image) == image
+    else:
+        with pytest.raises(ValueError, match="--image"):
+            check_image("--image", image)
+
+
+def test_gcs_locations():
+    assert check_gcs_uri("--pipeline_root", "gs://my-bucket/root") == "gs://my-bucket/root"
+    for bad in ("/local/root", "gs://", "gs://Upper/x", "s3://bucket/x", None):
+        with pytest.raises(ValueError, match="--pipeline_root"):
+            check_gcs_uri("--pipeline_root", bad)
+
+
+BASE = ["compile", "--image", IMAGE, "--pipeline_root", "gs://bucket/root"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["compile", "--pipeline_root", "gs://bucket/root"], "--image is missing"),
+    (["compile", "--image", "Bad Image", "--pipeline_root", "gs://bucket/root"], "--image 'Bad Image' is not"),
+    (["compile", "--image", IMAGE, "--pipeline_root", "/tmp/root"], "--pipeline_root '/tmp/root' is not a Cloud"),
+    (["compile", "--image", IMAGE], "--pipeline_root is missing"),
+    (BASE + ["--serving_dir", "/srv/models"], "--serving_dir '/srv/models' is not a Cloud Storage"),
+    (BASE + ["--trainer_tpu", "v5e", "--region", "us-central1", "--project", "my-project"],
+     "--trainer_tpu needs --trainer_image"),
+    (BASE + ["--trainer_tpu", "v6e", "--region", "us-central1", "--project", "my-project"], "--trainer_tpu 'v6e'"),
+    (BASE + ["--trainer_tpu", "v5e", "--trainer_gpu", "NVIDIA_L4", "--region", "us-central1", "--project", "my-project"],
+     "--trainer_tpu and --trainer_gpu"),
+    (BASE + ["--trainer_workers", "3", "--region", "us-central1", "--project", "my-project",
+             "--train_batch_size", "32"], "--train_batch_size 32 does not split over the Trainer's 3 replicas"),
+    (BASE + ["--trainer_workers", "2"], "--region None"),
+    (BASE + ["--step_cpu", "0"], "--step_cpu must be positive"),
+])
+def test_compile_refuses_bad_input_in_one_line_before_writing(argv, message, tmp_path, capsys):
+    out = tmp_path / "pipeline.json"
+    assert cli.main(argv + ["--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bertpipe compile: error: ") and "\n" not in err, err
+    assert message in err, err
+    assert not out.exists()

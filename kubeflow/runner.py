@@ -30,7 +30,8 @@ IMAGE_DEFAULT_CORPUS = f"{IMAGE_REPO_ROOT}/data/corpus/*.txt"
 def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: str, image: str,
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
                      examples_presplit: bool = True, code_version: Optional[dict] = None,
-                     retraining: bool = False, vertex_resources: Optional[VertexResources] = None) -> str:
+                     retraining: bool = False, vertex_resources: Optional[VertexResources] = None,
+                     local_run: bool = False) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
 
     The spec uses pipeline spec schema 2.1: with 2.0, TFX's container entrypoint reads exec
@@ -45,6 +46,8 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         baseline_model.
       vertex_resources: the Trainer's Vertex AI machine spec and the other steps' limits
         (None: every step runs in a pipeline task on Vertex AI's default machine).
+      local_run: the spec is for `bertpipe run-spec` on this machine, so a local pipeline root
+        and serving directory are allowed (Vertex AI itself needs gs://).
 
     Returns:
       output_path.
@@ -54,9 +57,13 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
     """
     config.validate()
     check_image("--image", image)
-    check_gcs_uri("--pipeline_root", pipeline_root)
-    if serving_model_dir:
-        check_gcs_uri("--serving_dir", serving_model_dir)
+    if local_run:
+        if not pipeline_root:
+            raise ValueError("--pipeline_root is missing: give the local directory run-spec will write to.")
+    else:
+        check_gcs_uri("--pipeline_root", pipeline_root)
+        if serving_model_dir:
+            check_gcs_uri("--serving_dir", serving_model_dir)
     trainer = vertex_resources.trainer if vertex_resources else None
     if trainer is not None:
         _check_batch_split(config, trainer)

@@ -259,7 +259,7 @@ def run_spec(spec_path: str, pipeline_root: Optional[str], metadata_path: str,
     if pipeline_root is None:
         if not compiled_root or "://" in compiled_root:
             raise ValueError(f"{spec_path} was compiled for the pipeline root {compiled_root or '(none)'}, which is "
-                             f"not a local path: give --pipeline_root DIR (and compile with a local "
+                             f"not a local path: give --pipeline_root DIR (and compile with --local_run and a local "
                              f"--pipeline_root, since the spec's records, checkpoints and serving paths live there).")
         pipeline_root = compiled_root
     runner = SpecRunner(job, pipeline_root, metadata_path, parameter_overrides)

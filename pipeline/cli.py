@@ -175,7 +175,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     path = runner.compile_pipeline(config, pipeline_root=args.pipeline_root, output_path=args.output,
                                    image=args.image, serving_model_dir=args.serving_dir,
                                    beam_pipeline_args=list(args.beam_arg or []), retraining=args.retrain,
-                                   vertex_resources=vertex_resources_from_args(args))
+                                   vertex_resources=vertex_resources_from_args(args), local_run=args.local_run)
     print(f"Wrote the Vertex AI pipeline spec to {path}")
     return 0
 
@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--image", help="container image with this project installed, built from kubeflow/Dockerfile "
                                       "(required), e.g. us-docker.pkg.dev/PROJECT/REPO/bert-tfx-pipeline:TAG")
     comp.add_argument("--beam_arg", action="append", help="Beam pipeline argument, e.g. --runner=DataflowRunner")
+    comp.add_argument("--local_run", action="store_true",
+                      help="a spec for `bertpipe run-spec` on this machine: --pipeline_root may be a local directory")
     comp.add_argument("--retrain", action="store_true",
                       help="the retraining pipeline: warm start from, and comparison with, the latest blessed "
                            "model (its resolver runs in the spec)")

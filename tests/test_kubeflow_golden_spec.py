@@ -44,6 +44,13 @@ def normalise(job: dict) -> dict:
     params, custom_config = _trainer_custom_config(job)
     custom_config["code_version"].update(VOLATILE_CODE_VERSION)
     params["custom_config"]["runtimeValue"]["constant"] = json.dumps(custom_config, sort_keys=True)
+    # The data steps carry the code version as their own `code_version` parameter (JSON).
+    for task in job["pipelineSpec"]["root"]["dag"]["tasks"].values():
+        parameter = task.get("inputs", {}).get("parameters", {}).get("code_version")
+        if parameter and parameter["runtimeValue"].get("constant"):
+            version = json.loads(parameter["runtimeValue"]["constant"])
+            version.update(VOLATILE_CODE_VERSION)
+            parameter["runtimeValue"]["constant"] = json.dumps(version, sort_keys=True)
     return job
 
 
@@ -112,7 +119,8 @@ def test_trainer_source_change_changes_the_trainer_inputs(tmp_path):
     assert before["source_hash"] != after["source_hash"]
 
     def trainer_inputs(version: dict, name: str) -> dict:
-        path = runner.compile_pipeline(config, "gs://bucket/bert", str(tmp_path / name), "img:1", code_version=version)
+        path = runner.compile_pipeline(config, "gs://bucket/bert", str(tmp_path / name), "gcr.io/project/bert:1",
+                                        code_version=version)
         with open(path, encoding="utf-8") as f:
             return _tasks(json.load(f))["BertTrainer"]["inputs"]
 

@@ -19,7 +19,7 @@ from components.evaluator.results import read_eval_metrics
 from components.lineage import queries
 from components.lineage import store as store_lib
 from pipeline import cli, code_version
-from test_pipeline_e2e import TINY_RUN_FLAGS, _corpus_slice
+from conftest import TINY_RUN_FLAGS, corpus_slice as _corpus_slice
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline import cli
-from test_pipeline_e2e import TINY_RUN_FLAGS, _corpus_slice
+from conftest import TINY_RUN_FLAGS, corpus_slice as _corpus_slice
 
 pytestmark = pytest.mark.e2e
 

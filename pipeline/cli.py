@@ -293,6 +293,7 @@ def configure_logging() -> None:
     TFX, Beam and TensorFlow stay at their defaults (warnings)."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.bertpipe_cli = True  # so that tests can tell it from their own
     for name in ("components", "pipeline", "kubeflow"):
         project_logger = logging.getLogger(name)
         if not project_logger.handlers:

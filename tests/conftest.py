@@ -134,19 +134,19 @@ def corpus_run(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _project_loggers_restored():
-    """`bertpipe`'s main() configures the project's loggers (own handler, no propagation to
-    the root logger), which would hide their records from pytest's caplog in every later
-    test; each test starts and ends with them as they were."""
+def _project_loggers_propagate():
+    """`bertpipe`'s main() gives the project's loggers their own handler and stops them
+    propagating to the root logger, which hides their records from pytest's caplog. main()
+    runs in tests and in session fixtures (set up before this fixture), so each test starts
+    with the loggers reset: no handler of main()'s, propagating, level unset."""
     import logging
 
-    loggers = [logging.getLogger(name) for name in ("components", "pipeline", "kubeflow")]
-    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    for name in ("components", "pipeline", "kubeflow"):
+        project_logger = logging.getLogger(name)
+        project_logger.handlers[:] = [h for h in project_logger.handlers if not getattr(h, "bertpipe_cli", False)]
+        project_logger.setLevel(logging.NOTSET)
+        project_logger.propagate = True
     yield
-    for lg, handlers, level, propagate in saved:
-        lg.handlers[:] = handlers
-        lg.setLevel(level)
-        lg.propagate = propagate
 
 
 def cut_corpus_spans(directory: str, num_spans: int = 3, span_bytes: int = 15_000, first_span: int = 1) -> list[str]:

@@ -84,7 +84,7 @@ def compiled(tmp_path_factory):
 
 def _trainer_parameters(compiled) -> dict:
     params = compiled["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
-    return {name: value["runtimeValue"]["constantValue"]["stringValue"] for name, value in params.items()}
+    return {name: value["runtimeValue"]["constant"] for name, value in params.items()}
 
 
 def test_compiled_trainer_launches_a_custom_job_and_steps_get_resources(compiled):

@@ -39,7 +39,7 @@ def test_resolver_tasks_feed_trainer_and_evaluator(compiled):
 def test_evaluator_compares_with_the_baseline(compiled):
     tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
     eval_config = json.loads(
-        tasks["Evaluator"]["inputs"]["parameters"]["eval_config"]["runtimeValue"]["constantValue"]["stringValue"])
+        tasks["Evaluator"]["inputs"]["parameters"]["eval_config"]["runtimeValue"]["constant"])
     assert [spec.get("is_baseline", False) for spec in eval_config["model_specs"]] == [False, True]
     [accuracy] = [m for spec in eval_config["metrics_specs"] for m in spec["metrics"]
                   if json.loads(m["config"])["name"] == "masked_lm_accuracy"]
@@ -51,6 +51,6 @@ def test_evaluator_compares_with_the_baseline(compiled):
 def test_examples_read_the_newest_span_of_the_records(compiled):
     tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
     input_config = json.loads(tasks["ImportExampleGen"]["inputs"]["parameters"]["input_config"]
-                              ["runtimeValue"]["constantValue"]["stringValue"])
+                              ["runtimeValue"]["constant"])
     assert [s["pattern"] for s in input_config["splits"]] == ["span-{SPAN}/records/train/*",
                                                               "span-{SPAN}/records/eval/*"]

@@ -100,6 +100,8 @@ def retraining_store(tmp_path):
         trainer_inputs = {"examples": [examples], "vocabulary": [vocab]}
         evaluator_inputs = {"examples": [examples], "model": [model]}
         if run_number == 2:  # the retraining run: warm start from, and compare against, run 1's model
+            # The Resolver node's execution outputs the model it resolved (not one it made).
+            w.execution(run, "latest_blessed_model_resolver", {}, {"model": [ids["model_1"]]})
             trainer_inputs["base_model"] = [ids["model_1"]]
             evaluator_inputs["baseline_model"] = [ids["model_1"]]
         w.execution(run, "BertTrainer", trainer_inputs, {"model": [model]},
@@ -112,6 +114,14 @@ def retraining_store(tmp_path):
                         "threshold": {"change_threshold": {"direction": "HIGHER_IS_BETTER",
                                                            "absolute": {"value": -1e-10}}}}]}]})
         ids.update({"vocab": vocab, f"model_{run_number}": model, f"examples_{span}": examples})
+    # A third run resolves run 2's model for its warm start, then its Trainer fails.
+    run = w.run("run-3")
+    examples = w.artifact("tfx.Examples", "/examples/3", span=3, split_names='["train", "eval"]')
+    w.execution(run, "ImportExampleGen", {}, {"examples": [examples]}, input_base="/data/span-3")
+    w.execution(run, "latest_blessed_model_resolver", {}, {"model": [ids["model_2"]]})
+    w.execution(run, "BertTrainer", {"examples": [examples], "vocabulary": [ids["vocab"]],
+                                     "base_model": [ids["model_2"]]}, {}, state=pb.Execution.FAILED,
+                custom_config=trainer_config(30))
     snapshot = store_lib.read_snapshot(store_lib.connect(store_lib.sqlite_connection_config(path), path),
                                        PIPELINE, path)
     return snapshot, {k: str(v) for k, v in ids.items()}
@@ -130,8 +140,11 @@ def test_type_names_of_both_orchestrators():
 def test_warm_start_baseline_and_spans_are_shown(retraining_store):
     snapshot, ids = retraining_store
     runs = queries.runs(snapshot, _metrics)
-    assert [(r["run_id"], r["spans"]) for r in runs] == [("run-2", [2]), ("run-1", [1])]
-    assert runs[0]["status"] == "incomplete"  # no Pusher in this store
+    assert [(r["run_id"], r["spans"]) for r in runs] == [("run-3", [3]), ("run-2", [2]), ("run-1", [1])]
+    assert runs[0]["status"] == "failed" and runs[1]["status"] == "incomplete"  # no Pusher in this store
+    # The failed run made no model: the one its resolver passed on is run 2's.
+    assert [r["model"] and r["model"]["id"] for r in runs] == [None, ids["model_2"], ids["model_1"]]
+    assert runs[0]["metrics"] is None and runs[0]["blessed"] is None
     lineage = queries.model_lineage(snapshot, "latest", _metrics)
     assert lineage["model"]["id"] == ids["model_2"]
     assert lineage["base_model"] == {"id": ids["model_1"], "type": "Model", "uri": "/model/1"}

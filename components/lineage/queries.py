@@ -65,6 +65,16 @@ def _first_output(snapshot: Snapshot, execution: Execution, key: str) -> Optiona
     return snapshot.artifacts.get(ids[0]) if ids else None
 
 
+def _made_by(snapshot: Snapshot, execution: Execution, key: str) -> Optional[Artifact]:
+    """The output under `key` if this execution made it: a resolver (e.g. the latest blessed
+    model, fed to a warm start) re-outputs an older artifact, which is not this run's."""
+    artifact = _first_output(snapshot, execution, key)
+    if artifact is None:
+        return None
+    producer = snapshot.producer(artifact.id)
+    return artifact if producer is not None and producer.id == execution.id else None
+
+
 def _inputs(snapshot: Snapshot, execution: Execution, key: str) -> list[Artifact]:
     return [snapshot.artifacts[i] for i in execution.inputs.get(key, []) if i in snapshot.artifacts]
 
@@ -155,13 +165,13 @@ def runs(snapshot: Snapshot, metrics_reader: Optional[MetricsReader] = None) -> 
         model = evaluation = blessing = pushed = None
         spans: set[int] = set()
         for execution in executions:
-            for examples in (_first_output(snapshot, execution, "examples"),):
-                if examples is not None and examples.prop("span") is not None:
-                    spans.add(int(examples.prop("span")))
-            model = _first_output(snapshot, execution, "model") or model
-            evaluation = _first_output(snapshot, execution, "evaluation") or evaluation
-            blessing = _first_output(snapshot, execution, "blessing") or blessing
-            pushed = _first_output(snapshot, execution, "pushed_model") or pushed
+            examples = _made_by(snapshot, execution, "examples")
+            if examples is not None and examples.prop("span") is not None:
+                spans.add(int(examples.prop("span")))
+            model = _made_by(snapshot, execution, "model") or model
+            evaluation = _made_by(snapshot, execution, "evaluation") or evaluation
+            blessing = _made_by(snapshot, execution, "blessing") or blessing
+            pushed = _made_by(snapshot, execution, "pushed_model") or pushed
         values, error = metrics(evaluation.uri) if evaluation is not None else (None, None)
         out.append({
             "run_id": run.id,

@@ -98,16 +98,25 @@ class Snapshot:
     executions: dict[str, Execution]
     runs: list[Run]  # newest first
 
+    def _index(self) -> tuple[dict[str, list[Execution]], dict[str, list[Execution]]]:
+        """artifact id -> executions that output / input it, oldest first (built once)."""
+        if getattr(self, "_by_artifact", None) is None:
+            outputs: dict[str, list[Execution]] = {}
+            inputs: dict[str, list[Execution]] = {}
+            for execution in sorted(self.executions.values(), key=lambda e: (e.start_ms, _as_int(e.id))):
+                for side, index in ((execution.outputs, outputs), (execution.inputs, inputs)):
+                    for artifact_id in {i for ids in side.values() for i in ids}:
+                        index.setdefault(artifact_id, []).append(execution)
+            self._by_artifact = (outputs, inputs)
+        return self._by_artifact
+
     def producer(self, artifact_id: str) -> Optional[Execution]:
         """The execution that output the artifact (the first, if a cached one re-published it)."""
-        found = [e for e in self.executions.values()
-                 if any(artifact_id in ids for ids in e.outputs.values())]
-        return min(found, key=lambda e: (e.start_ms, _as_int(e.id))) if found else None
+        found = self._index()[0].get(artifact_id)
+        return found[0] if found else None
 
     def consumers(self, artifact_id: str) -> list[Execution]:
-        return sorted((e for e in self.executions.values()
-                       if any(artifact_id in ids for ids in e.inputs.values())),
-                      key=lambda e: (e.start_ms, _as_int(e.id)))
+        return list(self._index()[1].get(artifact_id, []))
 
     def artifacts_of_type(self, type_name: str) -> list[Artifact]:
         """Newest first."""
@@ -120,6 +129,8 @@ class Snapshot:
             if execution_id in run.execution_ids:
                 return run
         return None
+
+    _by_artifact = None  # the producer/consumer index; not a dataclass field
 
 
 def _as_int(value: str) -> int:

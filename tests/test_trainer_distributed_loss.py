@@ -122,3 +122,24 @@ def test_one_training_step_is_gradient_descent_on_the_original_loss(clipped, ind
         np.testing.assert_allclose(w1.numpy() - w0, -learning_rate * scale * g, rtol=1e-3, atol=1e-7)
         moved += bool(np.abs(g).max() > 0)
     assert moved > 10
+
+
+def test_padding_rows_of_weight_zero_count_for_nothing():
+    """A batch of 4 real examples padded to 6 (input_pipeline.pad_batch) gives the sums of the
+    4 alone, whatever the model says about the padding rows."""
+    outputs, features = _random_batch(seed=1)
+    real = dict({k: v[:4] for k, v in features.items()}, masked_lm_weights=np.ones([4, P], np.float32))
+    padded = input_pipeline.pad_batch({k: tf.constant(v) for k, v in real.items()}, B)
+    np.testing.assert_array_equal(padded["example_weight"].numpy(), [1, 1, 1, 1, 0, 0])
+    assert padded["masked_lm_ids"].shape == (B, P) and not padded["masked_lm_weights"].numpy()[4:].any()
+    padded = dict(padded, masked_lm_weights=tf.ones([B, P]))  # even with weights left on the padding
+    terms = distributed_loss.replica_loss_terms(outputs, padded)
+    expected = distributed_loss.replica_loss_terms({k: v[:4] for k, v in outputs.items()}, real)
+    assert float(terms["examples"]) == 4 and float(terms["mlm_weight_sum"]) == 4 * P
+    for name in expected:
+        assert float(terms[name]) == pytest.approx(float(expected[name]), rel=1e-6), name
+    _, mlm, nsp = numpy_pretraining_loss(outputs["masked_lm_log_probs"][:4], real["masked_lm_ids"], np.ones([4, P]),
+                                         outputs["next_sentence_log_probs"][:4], real["next_sentence_labels"][:, 0])
+    metrics = distributed_loss.metrics_from_sums(terms)
+    assert float(metrics["masked_lm_loss"]) == pytest.approx(mlm, rel=1e-6)
+    assert float(metrics["next_sentence_loss"]) == pytest.approx(nsp, rel=1e-6)

@@ -157,8 +157,8 @@ def _check_types(cls: type, values: dict[str, Any], source: str) -> None:
             continue
         if not any(_value_has_type(value, kind) for kind in allowed if kind is not type(None)):
             names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
-            raise ValueError(f"{source}: {key} must be {names}, got {json.dumps(value)} "
-                             f"({type(value).__name__}); change it to a {names} value")
+            raise ValueError(f"{source}: {key} must be {names}, got {json.dumps(value, default=repr)} "
+                             f"({type(value).__name__}); write a value of type {names}")
 
 
 def _value_has_type(value: Any, kind: type) -> bool:

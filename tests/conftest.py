@@ -23,7 +23,9 @@ TINY_PIPELINE_FLAGS = [
     "--vocab_size", "400", "--max_seq_length", "32", "--max_predictions_per_seq", "5", "--dupe_factor", "1",
     "--num_shards", "2", "--eval_fraction", "0.2", "--train_batch_size", "8", "--eval_batch_size", "8",
     "--num_train_steps", "12", "--num_warmup_steps", "2", "--save_checkpoints_steps", "6",
-    "--iterations_per_loop", "6", "--max_eval_steps", "4", "--learning_rate", "1e-3",
+    # Enough eval steps for the whole split, which is not a multiple of the batch size (checked
+    # in test_pipeline_e2e): do_eval's padded last batch must give the Evaluator's figures.
+    "--iterations_per_loop", "6", "--max_eval_steps", "100", "--learning_rate", "1e-3",
     "--min_masked_lm_accuracy", "0.0",
 ]
 # ...and how `bertpipe run` runs it.

@@ -10,9 +10,11 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
+from conftest import REPO_ROOT, TINY_RUN_FLAGS, corpus_slice as _corpus_slice
 from pipeline import cli
 
 pytestmark = pytest.mark.e2e
+
 
 def _store(metadata_path: str) -> mlmd.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
@@ -32,6 +34,23 @@ def _producer_inputs(store: mlmd.MetadataStore, artifact_id: int) -> set[int]:
     assert len(execution_ids) == 1
     return {e.artifact_id for e in store.get_events_by_execution_ids(list(execution_ids))
             if e.type == metadata_store_pb2.Event.INPUT}
+
+
+@pytest.fixture(scope="module")
+def unblessed_run(tmp_path_factory):
+    """The same run with a gate no tiny model clears: the real Evaluator must refuse the blessing
+    and the real Pusher then push nothing."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("unblessed_run")
+    corpus = _corpus_slice(str(out / "corpus.txt"))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = cli.main(["run", "--corpus", corpus, "--output_dir", str(out)] + TINY_RUN_FLAGS
+                          + ["--min_masked_lm_accuracy", "0.99"])  # the last occurrence wins
+    assert status == 0  # an unblessed model is an outcome, not an error
+    return out, printed.getvalue()
 
 
 def test_metadata_holds_every_artifact_linked_by_executions(corpus_run):
@@ -68,6 +87,32 @@ def test_evaluation_has_finite_bert_metrics_and_model_is_pushed(corpus_run, caps
     assert os.path.exists(corpus_run / "serving_model" / pushed_dirs[0] / "saved_model.pb")
 
 
+def _eval_results(model_run_uri: str) -> dict[str, str]:
+    with open(os.path.join(model_run_uri, "eval_results.txt")) as f:
+        return dict(line.rstrip("\n").split(" = ", 1) for line in f)
+
+
+def test_trainer_do_eval_equals_the_evaluator_on_a_split_with_a_partial_batch(corpus_run):
+    import tensorflow as tf
+
+    from components.evaluator.results import read_eval_metrics
+
+    store = _store(str(corpus_run / "metadata.sqlite"))
+    [examples] = _by_type(store, "Examples")
+    eval_shards = tf.io.gfile.glob(os.path.join(examples.uri, "Split-eval", "*"))
+    num_eval = sum(1 for _ in tf.data.TFRecordDataset(eval_shards, compression_type="GZIP"))
+    batch = int(TINY_RUN_FLAGS[TINY_RUN_FLAGS.index("--eval_batch_size") + 1])
+    assert num_eval % batch != 0, "the eval split must end in a partial batch for this test to mean anything"
+    [model_run] = _by_type(store, "ModelRun")
+    do_eval = _eval_results(model_run.uri)
+    assert do_eval["eval_scope"] == "all" and int(do_eval["eval_examples"]) == num_eval
+    [evaluation] = _by_type(store, "ModelEvaluation")
+    evaluator = read_eval_metrics(evaluation.uri)
+    for name, value in evaluator.items():
+        # The original divides the MLM loss by sum(w) + 1e-5, TFMA by sum(w).
+        assert float(do_eval[name]) == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
 def test_examples_have_train_and_eval_splits(corpus_run):
     store = _store(str(corpus_run / "metadata.sqlite"))
     [examples] = _by_type(store, "Examples")
@@ -89,3 +134,14 @@ def test_run_from_existing_records_of_the_original_schema(independent_records, t
     [vocabulary] = _by_type(store, "components.Vocabulary")
     assert {examples.id, vocabulary.id} <= _producer_inputs(store, model.id)
     assert len(_by_type(store, "ModelEvaluation")) == 1
+
+
+def test_a_model_below_the_gate_is_not_blessed_and_not_pushed(unblessed_run):
+    out, printed = unblessed_run
+    store = _store(str(out / "metadata.sqlite"))
+    [blessing] = _by_type(store, "ModelBlessing")
+    assert blessing.custom_properties["blessed"].int_value == 0
+    [pushed] = _by_type(store, "PushedModel")
+    assert pushed.custom_properties["pushed"].int_value == 0
+    assert not os.path.exists(out / "serving_model") or os.listdir(out / "serving_model") == []
+    assert "blessed:          no" in printed and "(not pushed: the model was not blessed)" in printed

@@ -391,7 +391,7 @@ def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog
     lines[3] += b"\xff\xfe"  # two stray bytes: well under 1%
     path = tmp_path / "stray.txt"
     path.write_bytes(b"\n".join(lines))
-    with caplog.at_level("WARNING", logger="components.pretraining_data.beam_job"):
+    with caplog.at_level("WARNING", logger="components.pretraining_data.text_reader"):
         stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
     assert stats["num_train_instances"] > 0
     [warning] = [r.getMessage() for r in caplog.records if "invalid UTF-8" in r.getMessage()]

@@ -144,3 +144,12 @@ def test_c_reader_groups_the_same_documents_as_the_python_reader(tmp_path, monke
     monkeypatch.setattr(text_reader, "_SEGMENT_BYTES", 3001)  # many segments per range
     assert _grouped_in_c(gz, 10**9, num_buckets) == expected
     assert _grouped_in_c(path, 100_003, num_buckets) == expected
+
+
+def test_count_invalid_utf8_counts_the_bytes_decoding_drops():
+    from components.pretraining_data.text_reader import count_invalid_utf8
+
+    assert count_invalid_utf8(b"plain ascii\n") == 0
+    assert count_invalid_utf8("caf\u00e9 \u00fcber\n".encode("utf-8")) == 0
+    assert count_invalid_utf8(b"caf\xe9 \xff\xfe ok") == 3  # Latin-1 e-acute and two stray bytes
+    assert count_invalid_utf8("\u00e9".encode("utf-8")[:1] + b"x") == 1  # a cut multi-byte sequence

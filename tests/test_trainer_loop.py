@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.bert.config import BertConfig
+from components.bert.pretraining_model import BertPretrainingModel, ensure_built
 from components.trainer import input_pipeline, training_loop
 from components.trainer.run_fn import build_state
 from conftest import TINY_PREDS, TINY_SEQ, write_records
@@ -80,28 +81,50 @@ def test_kill_and_resume_matches_an_uninterrupted_run(independent_records, tmp_p
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-def test_two_replica_step_equals_single_device_step(independent_records, tmp_path, two_cpu_replicas):
+def _sgd_state(params, strategy=None, seed=7):
+    """The tiny model with plain SGD: its step is -lr * gradient, so a gradient of the wrong
+    scale shows (AdamW's update is nearly scale-invariant, and clipping to norm 1 hides it too)."""
+    keras.utils.set_random_seed(seed)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = BertPretrainingModel(BertConfig.from_dict(params.bert_config))
+        ensure_built(model)
+        optimizer = keras.optimizers.SGD(0.5)
+        optimizer.build(model.trainable_variables)
+    return training_loop.TrainingState(model, optimizer, strategy)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd_unclipped"])
+def test_two_replica_step_equals_single_device_step(optimizer, independent_records, tmp_path, two_cpu_replicas):
+    """AdamW with clipping to norm 1, as the runs train; and SGD without clipping, which moves
+    the weights by the summed gradient itself (a loss multiplied by the replica count fails it)."""
     files = split_files(independent_records, "train")
     # No warmup: as in the original, the warmup learning rate at step 0 is 0.
-    params = tiny_params(str(tmp_path), num_train_steps=1, iterations_per_loop=1, save_checkpoints_steps=1,
+    params = tiny_params(str(tmp_path), num_train_steps=2, iterations_per_loop=2, save_checkpoints_steps=2,
                          num_warmup_steps=0)
-    single = _fresh_state(params)
+    settings = _settings(params)
+    make_state = _fresh_state
+    if optimizer == "sgd_unclipped":
+        settings = dataclasses.replace(settings, clip_norm=1e9)
+        make_state = _sgd_state
+    single = make_state(params)
     mirrored_strategy = two_cpu_replicas
     assert mirrored_strategy.num_replicas_in_sync == 2
-    mirrored = _fresh_state(params, mirrored_strategy)
+    mirrored = make_state(params, mirrored_strategy)
     for a, b in zip(_weights(single.model), _weights(mirrored.model)):
         np.testing.assert_array_equal(a, b)
 
-    training_loop.train(single, _dataset_fn(files, params, is_training=False), _settings(params),
+    training_loop.train(single, _dataset_fn(files, params, is_training=False), settings,
                         str(tmp_path / "single"), None)
-    training_loop.train(mirrored, _dataset_fn(files, params, is_training=False), _settings(params),
+    training_loop.train(mirrored, _dataset_fn(files, params, is_training=False), settings,
                         str(tmp_path / "mirrored"), None)
+    assert int(mirrored.optimizer.iterations.numpy()) == 2  # one update per step, whatever the replica count
     moved = 0
-    initial = _fresh_state(params)
+    initial = make_state(params)
     for before, a, b in zip(_weights(initial.model), _weights(single.model), _weights(mirrored.model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
         moved += not np.allclose(before, a)
-    assert moved > 10  # the step really changed the weights
+    assert moved > 10  # the steps really changed the weights
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(independent_records, tmp_path):

@@ -58,3 +58,13 @@ def test_load_accepts_google_layout(tmp_path):
     tokens = vocab_lib.load_vocabulary(str(path))
     assert tokens.index("[UNK]") == 100 and len(tokens) == 105
     assert len(vocab_lib.load_vocabulary(write_vocab(tmp_path / "tiny.txt"))) > 100
+
+
+def test_learn_refuses_a_file_that_is_not_utf8_text(tmp_path):
+    import numpy as np
+
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(np.random.default_rng(1).bytes(50_000))
+    with pytest.raises(ValueError, match=r"--corpus: .*noise.txt is not UTF-8 text"):
+        vocab_lib.learn_vocabulary([str(noise)], str(tmp_path / "v.txt"), 100, True, input_flag="--corpus")
+    assert not (tmp_path / "v.txt").exists()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras  # Keras 2 on purpose: see components/bert/__init__.py.
@@ -62,17 +62,6 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self) -> dict:
         return {"init_lr": self.init_lr, "num_train_steps": self.num_train_steps,
                 "num_warmup_steps": self.num_warmup_steps, "name": self.name}
-
-
-def clip_gradients(grads: Sequence[Optional[tf.Tensor]], clip_norm: float = 1.0) -> List[Optional[tf.Tensor]]:
-    """Scales gradients so their global norm is at most clip_norm (the original uses 1.0).
-
-    Call it on the gradients before `optimizer.apply_gradients`. The original clips each
-    TPU core's gradients before CrossShardOptimizer sums them, i.e. per replica, which is
-    what calling this in the replica function does. None entries stay None.
-    """
-    clipped, _ = tf.clip_by_global_norm(list(grads), clip_norm)
-    return clipped
 
 
 @keras.saving.register_keras_serializable(package="bert")
@@ -212,7 +201,8 @@ class Lamb(AdamWeightDecay):
 def create_optimizer(init_lr: float, num_train_steps: int, num_warmup_steps: int,
                      optimizer_type: str = "adamw", bias_correction: Optional[bool] = None,
                      weight_decay_rate: float = 0.01) -> AdamWeightDecay:
-    """The original create_optimizer's optimizer, without the gradient clipping (see clip_gradients).
+    """The original create_optimizer's optimizer, without the gradient clipping (the training
+    loop clips the gradient summed over replicas: components/trainer/training_loop.py).
 
     Args:
       init_lr: peak learning rate (the original's --learning_rate).

@@ -4,7 +4,7 @@ The features are those of google-research/bert's pretraining TFRecords (as read 
 run_pretraining.py's input_fn): input_ids, input_mask, segment_ids [B, S] and
 masked_lm_positions [B, P], all int32 (TPUs want int32, and fixed B, S, P). Labels
 (masked_lm_ids, masked_lm_weights, next_sentence_labels) may be in the dict; the model
-ignores them and losses.py uses them.
+ignores them and the trainer's loss (components/trainer/distributed_loss.py) uses them.
 """
 from __future__ import annotations
 

@@ -346,42 +346,6 @@ def _read_reading_stats(stats_dir: str) -> Dict[str, Dict[str, int]]:
     return per_file
 
 
-def check_corpus_read(per_file: Dict[str, Dict[str, int]], patterns: Sequence[str],
-                      input_flag: str) -> None:
-    """Refuses a corpus that is empty, blank, or not text, from what reading found.
-
-    Args:
-      per_file: _read_reading_stats' counts.
-      patterns: the corpus patterns, to name them.
-      input_flag: the caller's name for them (--input_file, or --corpus under `bertpipe run`).
-
-    Raises:
-      ValueError: no bytes at all; no document (only blank lines); more than
-        text_reader.MAX_INVALID_UTF8_SHARE of a file's bytes invalid UTF-8 (names the file).
-    Logs a warning when some bytes, below that share, are invalid (they are dropped).
-    """
-    total_bytes = sum(c.get("bytes", 0) for c in per_file.values())
-    if total_bytes == 0:
-        raise ValueError(f"{input_flag} {list(patterns)}: the files are empty (0 bytes); give "
-                         "text files, one sentence per line, a blank line between documents.")
-    limit = text_reader.MAX_INVALID_UTF8_SHARE
-    for path, counts in sorted(per_file.items()):
-        invalid, size = counts.get("invalid_utf8_bytes", 0), counts.get("bytes", 0)
-        if size and invalid / size > limit:
-            raise ValueError(
-                f"{input_flag}: {path} is not UTF-8 text: {invalid / size:.1%} of its {size} bytes are "
-                f"invalid UTF-8 (at most {limit:.0%} is accepted); give UTF-8 text (convert other "
-                f"encodings with iconv, decompress archives, name gzip files *.gz).")
-        if invalid:
-            logging.getLogger(__name__).warning(
-                "%s: %s has %d invalid UTF-8 bytes (%.3f%% of %d); they are dropped, as the original "
-                "does.", input_flag, path, invalid, 100 * invalid / size, size)
-    if sum(c.get("documents", 0) for c in per_file.values()) == 0:
-        raise ValueError(f"{input_flag} {list(patterns)}: the files hold only blank lines "
-                         f"({total_bytes} bytes of whitespace): no document to train on; documents "
-                         "are lines of text separated by a blank line.")
-
-
 def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab_file: str,
                    staging_dir: str, options: PretrainingDataOptions,
                    bucket_bytes: int = DEFAULT_BUCKET_BYTES):
@@ -537,8 +501,8 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
 def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds,
                     input_flag="--input_file", manifest_extra=None):
     """Fills empty shards, writes the manifest, then swaps staging_dir into output_dir."""
-    check_corpus_read(_read_reading_stats(FileSystems.join(staging_dir, _STATS_DIR)), patterns,
-                      input_flag)
+    text_reader.check_corpus_read(_read_reading_stats(FileSystems.join(staging_dir, _STATS_DIR)),
+                                  patterns, input_flag)
     raw = _read_stats(FileSystems.join(staging_dir, _STATS_DIR))
     _delete_tree(FileSystems.join(staging_dir, _STATS_DIR))
     _delete_tree(FileSystems.join(staging_dir, _SPILL_DIR))

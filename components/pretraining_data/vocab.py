@@ -87,12 +87,9 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
     from components.pretraining_data import text_reader
 
     files = text_reader.expand_patterns(input_patterns, input_flag)
-    lines = list(_iter_lines(files, max_lines))
-    if not lines:
-        what = ("the files hold only blank lines" if any(f.size_bytes for f in files)
-                else "the files are empty (0 bytes)")
-        raise ValueError(f"{input_flag} {text_reader.split_patterns(input_patterns)}: {what}; give text "
-                         "files, one sentence per line, a blank line between documents.")
+    read: dict = {}
+    lines = list(_iter_lines(files, max_lines, read))
+    text_reader.check_corpus_read(read, text_reader.split_patterns(input_patterns), input_flag)
     word_counts = _count_words(lines, do_lower_case)
     # The learner keeps words seen at least lower_thresh times; its default (10)
     # leaves a small corpus with single characters only.
@@ -163,13 +160,20 @@ def _count_words(lines: List[bytes], do_lower_case: bool) -> dict:
     return {w.decode("utf-8", "ignore"): c for w, c in counts.items()}
 
 
-def _iter_lines(files, max_lines: int) -> Iterator[bytes]:
+def _iter_lines(files, max_lines: int, read: dict) -> Iterator[bytes]:
+    """The non-blank lines of `files`, at most max_lines. Fills `read` as
+    text_reader.check_corpus_read wants it, {path: {bytes, invalid_utf8_bytes, documents}},
+    counting invalid UTF-8 a document at a time. Past max_lines a file's rest is not read,
+    so its share is a lower bound there; the data step counts every byte."""
     from components.pretraining_data import text_reader
 
     n = 0
     for f in files:
+        counts = read.setdefault(f.path, {"bytes": f.size_bytes, "invalid_utf8_bytes": 0, "documents": 0})
         for file_range in text_reader.split_ranges([f], range_bytes=max(1, f.size_bytes)):
             for document in text_reader.read_documents(file_range):
+                counts["documents"] += 1
+                counts["invalid_utf8_bytes"] += text_reader.count_invalid_utf8(b"\n".join(document))
                 for line in document:
                     yield line
                     n += 1

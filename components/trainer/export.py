@@ -69,12 +69,14 @@ class PretrainingServingModule(tf.Module):
         self.encode = encode
 
 
-def float32_copy(trained: BertPretrainingModel, bert_config: BertConfig) -> BertPretrainingModel:
-    """A float32 model on the default device holding `trained`'s weights."""
+def float32_copy(trained: BertPretrainingModel, bert_config: BertConfig,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> BertPretrainingModel:
+    """A float32 model holding `trained`'s weights, built under `strategy` (default: the
+    default device)."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        with tf.distribute.get_strategy().scope():
+        with (strategy or tf.distribute.get_strategy()).scope():
             model = BertPretrainingModel(bert_config)
             ensure_built(model)
     finally:

@@ -195,7 +195,11 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         eval_dataset = input_pipeline.make_dataset(
             eval_files, t.eval_batch_size, params.max_seq_length, params.max_predictions_per_seq,
             is_training=False, pad_final_batch=True)
-        metrics = evaluate(state, eval_dataset, t.max_eval_steps, eval_files)
+        # do_eval scores the float32 model that is exported and that the Evaluator scores, so
+        # that the same data give the same figures whatever precision trained it.
+        eval_state = state if policy == "float32" else TrainingState(
+            export.float32_copy(state.model, bert_config, strategy), state.optimizer, strategy)
+        metrics = evaluate(eval_state, eval_dataset, t.max_eval_steps, eval_files)
         scope = ("all of the eval split" if metrics["eval_scope"] == "all" else
                  f"the {metrics['eval_scope']} of the eval split (--max_eval_steps {t.max_eval_steps})")
         logger.info("Eval results on %s (%d examples): %s", scope, metrics["eval_examples"], metrics)

@@ -73,9 +73,10 @@ class JobResult:
         lines = [f"Pipeline job {self.job_name} ({self.pipeline_name}) finished: {len(self.tasks)} tasks.",
                  f"  metadata store:   {self.metadata_path}",
                  f"  task outputs:     {os.path.join(self.pipeline_root, self.job_name)}"]
+        width = max(len(task.name) for task in self.tasks)
         for task in self.tasks:
             outputs = ", ".join(f"{key}={len(artifacts)}" for key, artifacts in sorted(task.outputs.items()))
-            lines.append(f"  {task.name:<48} {task.kind:<9} {task.seconds:7.1f} s   {outputs}")
+            lines.append(f"  {task.name:<{width}}  {task.kind:<9} {task.seconds:7.1f} s   {outputs}")
         return "\n".join(lines)
 
 
@@ -130,13 +131,21 @@ class SpecRunner:
         execution = self.metadata.start_execution(execution_type, name, parameters, inputs)
         task_root = os.path.join(self.pipeline_root, self.job_name, f"{name}_{execution.id}")
         log_file = None
-        if kind == "container":
-            log_file = os.path.join(task_root, LOG_FILE)
-            outputs = self._run_container(name, execution, executor.container, parameters, inputs, task_root)
-        elif kind == "importer":
-            outputs = self._run_importer(name, execution, executor.importer, parameters)
-        else:
-            outputs = self._run_resolver(name, execution, executor.resolver, parameters, inputs, task_root)
+        try:
+            if kind == "container":
+                log_file = os.path.join(task_root, LOG_FILE)
+                outputs = self._run_container(name, execution, executor.container, parameters, inputs, task_root)
+            elif kind == "importer":
+                outputs = self._run_importer(name, execution, executor.importer, parameters)
+            else:
+                outputs = self._run_resolver(name, execution, executor.resolver, parameters, inputs, task_root)
+        except TaskFailed:
+            raise  # Recorded as FAILED, with its log file, where the subprocess failed.
+        except Exception:
+            # An importer or resolver that cannot be answered (e.g. an unsupported filter):
+            # the store must not keep the execution RUNNING.
+            self.metadata.finish_execution(execution, {}, state=metadata_store_pb2.Execution.FAILED)
+            raise
         for key, artifacts in outputs.items():
             self.produced[(name, key)] = artifacts
         return TaskResult(name=name, kind=kind, execution_id=execution.id, outputs=outputs,
@@ -221,7 +230,10 @@ class SpecRunner:
                 outputs[key] = []
                 continue
             text = placeholder_utils.resolve_io_placeholders(input_dict, query.filter)
-            found = self.metadata.find_artifacts(text)
+            try:
+                found = self.metadata.find_artifacts(text)
+            except ValueError as e:
+                raise ValueError(f"Resolver task {name}, output {key!r}: {e}") from None
             type_schema = component.output_definitions.artifacts[key].artifact_type
             outputs[key] = [local_metadata.runtime_artifact(a, type_schema) for a in found[:1]]
             logger.info("  %s: %s -> %s", key, text, found[0].name if found else "(nothing)")

@@ -123,7 +123,34 @@ def test_resolvers_on_an_empty_store_resolve_nothing_and_leave_downstream_inputs
     assert executor_input.resolve_artifacts("BertTrainer", consumer, produced) == {}
 
 
-def test_a_failing_task_stops_the_run_with_one_line_naming_its_log(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def kubeflow_logs_to_this_test(monkeypatch):
+    """bertpipe's main() gives the project loggers a handler on the stderr of the moment, once:
+    drop an earlier test's (its captured stream is closed) so progress lines reach this test's."""
+    monkeypatch.setattr(logging.getLogger("kubeflow"), "handlers", [])
+
+
+def test_a_filter_it_cannot_answer_fails_the_resolver_task_with_one_line(tmp_path, capsys,
+                                                                         kubeflow_logs_to_this_test):
+    path = compile_spec([latest_blessed_model_resolver()], tmp_path / "resolver.json")
+    spec = json.loads(open(path).read())
+    executor = spec["pipelineSpec"]["deploymentSpec"]["executors"][f"{BLESSING_TASK}_executor"]
+    executor["resolver"]["outputArtifactQueries"]["model_blessing"]["filter"] = \
+        'schema_title="tfx.ModelBlessing" OR state=LIVE'
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    metadata_path = tmp_path / "metadata.sqlite"
+    assert cli.main(["run-spec", path, "--metadata_path", str(metadata_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"bertpipe run-spec: error: Resolver task {BLESSING_TASK}, output 'model_blessing': Cannot read " \
+           f"the artifact filter" in err and "only AND-joined field=value clauses are supported" in err
+    assert "Traceback" not in err
+    executions = _executions(_store(metadata_path))
+    assert set(executions) == {BLESSING_TASK}  # The run stopped there.
+    assert executions[BLESSING_TASK].last_known_state == metadata_store_pb2.Execution.FAILED
+
+
+def test_a_failing_task_stops_the_run_with_one_line_naming_its_log(tmp_path, capsys, kubeflow_logs_to_this_test):
     gen = VocabularyGen(corpus_pattern="/no/such/corpus.txt", vocab_size=100, do_lower_case=1)
     path = compile_spec([gen], tmp_path / "pipeline.json")
     spec = json.loads(open(path).read())
@@ -132,8 +159,6 @@ def test_a_failing_task_stops_the_run_with_one_line_naming_its_log(tmp_path, cap
     with open(path, "w") as f:
         json.dump(spec, f)
     metadata_path = tmp_path / "metadata.sqlite"
-    # Progress lines go to this test's stderr (an earlier test's handler holds a closed stream).
-    monkeypatch.setattr(logging.getLogger("kubeflow"), "handlers", [])
     status = cli.main(["run-spec", path, "--pipeline_root", str(tmp_path / "root"), "--metadata_path",
                        str(metadata_path)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -106,7 +106,8 @@ def test_first_run_trains_from_scratch_is_blessed_on_values_and_pushed(runs):
     assert first.custom_properties["span"].int_value == 1
     assert first.custom_properties["warm_start"].string_value == "none"
     assert "base_model" not in _inputs(store, first.id)
-    [examples] = [a for a in store.get_artifacts_by_type("Examples") if a.properties["span"].int_value == 1]
+    # ImportExampleGen records the span it picked on the Examples.
+    [examples] = [a for a in store.get_artifacts_by_type("Examples") if a.custom_properties["span"].int_value == 1]
     assert examples.id in _inputs(store, first.id)["examples"]
 
 

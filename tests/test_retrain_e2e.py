@@ -106,7 +106,8 @@ def test_first_run_trains_from_scratch_is_blessed_on_values_and_pushed(runs):
     assert first.custom_properties["span"].int_value == 1
     assert first.custom_properties["warm_start"].string_value == "none"
     assert "base_model" not in _inputs(store, first.id)
-    [examples] = [a for a in store.get_artifacts_by_type("Examples") if a.properties["span"].int_value == 1]
+    # ImportExampleGen records the span it picked on the Examples.
+    [examples] = [a for a in store.get_artifacts_by_type("Examples") if a.custom_properties["span"].int_value == 1]
     assert examples.id in _inputs(store, first.id)["examples"]
 
 
@@ -148,9 +149,27 @@ def _masked_lm_loss(serve, serialized: list[bytes]) -> float:
     return float((nll * weights).sum() / weights.sum())
 
 
+def _first_logged(store, model_id: int, name: str) -> float:
+    """The first `train/<name>` TensorBoard scalar of the Trainer run that made `model_id`."""
+    [run_id] = {a for a in _outputs_of_producer(store, model_id) if a != model_id}
+    [model_run] = store.get_artifacts_by_id([run_id])
+    events = sorted(tf.io.gfile.glob(os.path.join(model_run.uri, "train", "events.*")))
+    values = [(e.step, float(tf.make_ndarray(v.tensor))) for path in events
+              for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value if v.tag == f"train/{name}"]
+    return min(values)[1]
+
+
+def _outputs_of_producer(store, artifact_id: int) -> set[int]:
+    [execution_id] = {e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
+                      if e.type == metadata_store_pb2.Event.OUTPUT}
+    return {e.artifact_id for e in store.get_events_by_execution_ids([execution_id])
+            if e.type == metadata_store_pb2.Event.OUTPUT}
+
+
 def test_warm_start_begins_below_a_from_scratch_loss_on_the_same_batch(runs, tmp_path):
-    """Run 2 starts from run 1's weights: on run 2's first training batch they score a lower
-    masked-LM loss than the freshly initialised weights a from-scratch run starts with."""
+    """Run 2 starts from run 1's weights: on span 2's training examples they score a lower
+    masked-LM loss than the freshly initialised weights a from-scratch run starts with, and
+    run 2's first logged training loss is below that from-scratch loss too."""
     from components.bert.pretraining_model import BertPretrainingModel, ensure_built
     from components.trainer.export import export_saved_model
     from components.bert.config import BertConfig
@@ -170,7 +189,10 @@ def test_warm_start_begins_below_a_from_scratch_loss_on_the_same_batch(runs, tmp
     fresh_dir = export_saved_model(fresh, BertConfig.from_dict(config["bert_config"]), None, str(tmp_path / "fresh"),
                                    32, 5)
     scratch = tf.saved_model.load(fresh_dir).signatures["serving_default"]
-    assert _masked_lm_loss(warm, batch) < _masked_lm_loss(scratch, batch) - 0.1
+    scratch_loss = _masked_lm_loss(scratch, batch)
+    assert _masked_lm_loss(warm, batch) < scratch_loss - 0.1
+    assert _first_logged(store, second.id, "masked_lm_loss") < scratch_loss - 0.1
+    assert _first_logged(store, second.id, "masked_lm_loss") < _first_logged(store, first.id, "masked_lm_loss")
 
 
 def test_sabotaged_candidate_is_not_blessed_nor_pushed(runs):

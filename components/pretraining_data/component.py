@@ -71,7 +71,9 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
         records: OutputArtifact[PretrainingRecords],
         beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
         code_version: Parameter[str] = "") -> None:
-    """Writes records_dir/{train,eval}/part-*.tfrecord and a manifest.json in the artifact.
+    """Writes records_dir/{train,eval}/part-*.tfrecord (with {SPAN} in corpus_pattern: the
+    newest span's, under records_dir/span-<n>/records/) and a manifest.json in the artifact;
+    records already published there for the same inputs are reused, not written again.
 
     options_json: PretrainingDataOptions.to_json(); "" means the defaults. Its
     do_lower_case must match the vocabulary's.

@@ -2,6 +2,7 @@
 
     bertpipe run           the whole pipeline locally (LocalDagRunner, SQLite metadata)
     bertpipe compile       the Vertex AI pipeline spec (KubeflowV2DagRunner JSON)
+    bertpipe submit        submit a compiled spec to Vertex AI Pipelines (and wait for it)
     bertpipe vocab         learn a WordPiece vocabulary
     bertpipe prepare-data  text -> pretraining TFRecords (create_pretraining_data's flags)
 
@@ -134,6 +135,27 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from kubeflow import submit  # Deferred, as above.
+
+    if args.summary_file and not args.wait:
+        raise ValueError("--summary_file needs --wait: the summary reports the finished run.")
+    request = submit.request_from(
+        args.spec, project=args.project, region=args.region, pipeline_root=args.pipeline_root,
+        service_account=args.service_account, network=args.network, enable_caching=args.enable_caching,
+        labels=args.label, encryption_key=args.encryption_key, parameters=args.parameter,
+        display_name=args.display_name)
+    job, link = submit.submit(request)
+    print(f"Submitted {job.resource_name}\n  console: {link}", flush=True)
+    if not args.wait:
+        return 0
+    outcome = submit.wait(job, link)
+    print(outcome.render())
+    if args.summary_file:
+        submit.write_summary(args.summary_file, outcome)
+    return 0 if outcome.succeeded else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertpipe", description="Pretrain BERT (masked LM + next sentence) as a TFX pipeline: "
@@ -183,6 +205,27 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--step_cpu", type=float, help="CPU limit of each step's container, e.g. 8")
     steps.add_argument("--step_memory_gb", type=float, help="memory limit of each step's container in GB, e.g. 32")
     comp.set_defaults(func=cmd_compile)
+
+    sub_ = sub.add_parser("submit", help="submit a compiled spec to Vertex AI Pipelines", description=(
+        "Submit the PipelineJob JSON of `bertpipe compile` with google-cloud-aiplatform's PipelineJob, print "
+        "the run's console link and, with --wait, its final state, the Evaluator's metrics, the blessing and "
+        "the push destination (exit 1 if the run did not succeed). Uses Application Default Credentials."))
+    sub_.add_argument("spec", help="the PipelineJob JSON `bertpipe compile` wrote")
+    sub_.add_argument("--project", required=True, help="Google Cloud project to run in")
+    sub_.add_argument("--region", required=True, help="Vertex AI region, e.g. us-central1")
+    sub_.add_argument("--pipeline_root", help="gs:// root of the run's artifacts (default: the spec's)")
+    sub_.add_argument("--service_account", help="service account the run acts as")
+    sub_.add_argument("--network", help="VPC network to peer with, projects/NUMBER/global/networks/NAME")
+    sub_.add_argument("--enable_caching", type=parse_bool, help="true/false: reuse unchanged steps' outputs "
+                                                                "(default: as compiled)")
+    sub_.add_argument("--label", action="append", help="KEY=VALUE label of the run (repeatable)")
+    sub_.add_argument("--encryption_key", help="Cloud KMS key (CMEK) for the run's resources")
+    sub_.add_argument("--parameter", action="append", help="NAME=VALUE runtime parameter (repeatable)")
+    sub_.add_argument("--display_name", help="the run's display name (default: the pipeline's name)")
+    sub_.add_argument("--wait", action="store_true", help="wait for the run to end and print what it produced")
+    sub_.add_argument("--summary_file", help="with --wait: append a Markdown summary here "
+                                             "(e.g. $GITHUB_STEP_SUMMARY)")
+    sub_.set_defaults(func=cmd_submit)
 
     register_data_commands(sub)
     return parser

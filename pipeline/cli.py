@@ -124,13 +124,18 @@ def vertex_resources_from_args(args: argparse.Namespace):
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from kubeflow import runner  # Deferred, as above.
+    from kubeflow.names import check_gcs_uri, check_image  # Light: flag errors come before TFX's import.
 
     config = config_from_args(args)
+    check_image("--image", args.image)
+    check_gcs_uri("--pipeline_root", args.pipeline_root)
+    vertex_resources = vertex_resources_from_args(args)
+    from kubeflow import runner  # Deferred, as above.
+
     path = runner.compile_pipeline(config, pipeline_root=args.pipeline_root, output_path=args.output,
                                    image=args.image, serving_model_dir=args.serving_dir,
                                    beam_pipeline_args=list(args.beam_arg or []),
-                                   vertex_resources=vertex_resources_from_args(args))
+                                   vertex_resources=vertex_resources)
     print(f"Wrote the Vertex AI pipeline spec to {path}")
     return 0
 

@@ -34,5 +34,5 @@ def check_gcs_uri(flag: str, uri: Optional[str]) -> str:
         raise ValueError(f"{flag} is missing: Vertex AI needs a Cloud Storage location, gs://BUCKET/path.")
     if not _GCS.match(uri):
         raise ValueError(f"{flag} {uri!r} is not a Cloud Storage location: Vertex AI reads and writes only "
-                         f"gs://BUCKET/path (bucket names are lowercase).")
+                         f"gs://BUCKET/path (a bucket name has 3-63 lowercase letters, digits, '-', '_' or '.').")
     return uri

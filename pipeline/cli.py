@@ -4,6 +4,7 @@
     bertpipe retrain       run it again, warm-started, only if a new span of data arrived
     bertpipe compile       the Vertex AI pipeline spec (KubeflowV2DagRunner JSON)
     bertpipe run-spec      run a compiled spec here, as Vertex AI would (no containers)
+    bertpipe submit        submit a compiled spec to Vertex AI Pipelines (and wait for it)
     bertpipe vocab         learn a WordPiece vocabulary
     bertpipe prepare-data  text -> pretraining TFRecords (create_pretraining_data's flags)
     bertpipe lineage       which data, vocabulary, config and code made which model (ML-metadata)
@@ -169,13 +170,19 @@ def vertex_resources_from_args(args: argparse.Namespace):
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from kubeflow import runner  # Deferred, as above.
+    from kubeflow.names import check_gcs_uri, check_image  # Light: flag errors come before TFX's import.
 
     config = config_from_args(args)
+    check_image("--image", args.image)
+    if not args.local_run:
+        check_gcs_uri("--pipeline_root", args.pipeline_root)
+    vertex_resources = vertex_resources_from_args(args)
+    from kubeflow import runner  # Deferred, as above.
+
     path = runner.compile_pipeline(config, pipeline_root=args.pipeline_root, output_path=args.output,
                                    image=args.image, serving_model_dir=args.serving_dir,
                                    beam_pipeline_args=list(args.beam_arg or []), retraining=args.retrain,
-                                   vertex_resources=vertex_resources_from_args(args), local_run=args.local_run)
+                                   vertex_resources=vertex_resources, local_run=args.local_run)
     print(f"Wrote the Vertex AI pipeline spec to {path}")
     return 0
 
@@ -205,6 +212,27 @@ def add_local_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="Beam DirectRunner worker processes for the data steps")
     parser.add_argument("--beam_arg", action="append", help="extra Beam pipeline argument (repeatable)")
     parser.add_argument("--enable_cache", action="store_true", help="reuse unchanged steps of earlier runs")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from kubeflow import submit  # Deferred, as above.
+
+    if args.summary_file and not args.wait:
+        raise ValueError("--summary_file needs --wait: the summary reports the finished run.")
+    request = submit.request_from(
+        args.spec, project=args.project, region=args.region, pipeline_root=args.pipeline_root,
+        service_account=args.service_account, network=args.network, enable_caching=args.enable_caching,
+        labels=args.label, encryption_key=args.encryption_key, parameters=args.parameter,
+        display_name=args.display_name)
+    job, link = submit.submit(request)
+    print(f"Submitted {job.resource_name}\n  console: {link}", flush=True)
+    if not args.wait:
+        return 0
+    outcome = submit.wait(job, link)
+    print(outcome.render())
+    if args.summary_file:
+        submit.write_summary(args.summary_file, outcome)
+    return 0 if outcome.succeeded else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,6 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
     run_spec.add_argument("--parameter", action="append", metavar="NAME=VALUE",
                           help="override a runtime parameter of the job (repeatable)")
     run_spec.set_defaults(func=cmd_run_spec)
+
+
+    sub_ = sub.add_parser("submit", help="submit a compiled spec to Vertex AI Pipelines", description=(
+        "Submit the PipelineJob JSON of `bertpipe compile` with google-cloud-aiplatform's PipelineJob, print "
+        "the run's console link and, with --wait, its final state, the Evaluator's metrics, the blessing and "
+        "the push destination (exit 1 if the run did not succeed). Uses Application Default Credentials."))
+    sub_.add_argument("spec", help="the PipelineJob JSON `bertpipe compile` wrote")
+    sub_.add_argument("--project", required=True, help="Google Cloud project to run in")
+    sub_.add_argument("--region", required=True, help="Vertex AI region, e.g. us-central1")
+    sub_.add_argument("--pipeline_root", help="gs:// root of the run's artifacts (default: the spec's)")
+    sub_.add_argument("--service_account", help="service account the run acts as")
+    sub_.add_argument("--network", help="VPC network to peer with, projects/NUMBER/global/networks/NAME")
+    sub_.add_argument("--enable_caching", type=parse_bool, help="true/false: reuse unchanged steps' outputs "
+                                                                "(default: as compiled)")
+    sub_.add_argument("--label", action="append", help="KEY=VALUE label of the run (repeatable)")
+    sub_.add_argument("--encryption_key", help="Cloud KMS key (CMEK) for the run's resources")
+    sub_.add_argument("--parameter", action="append", help="NAME=VALUE runtime parameter (repeatable)")
+    sub_.add_argument("--display_name", help="the run's display name (default: the pipeline's name)")
+    sub_.add_argument("--wait", action="store_true", help="wait for the run to end and print what it produced")
+    sub_.add_argument("--summary_file", help="with --wait: append a Markdown summary here "
+                                             "(e.g. $GITHUB_STEP_SUMMARY)")
+    sub_.set_defaults(func=cmd_submit)
 
     register_data_commands(sub)
     register_lineage_commands(sub)

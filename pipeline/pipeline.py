@@ -221,11 +221,12 @@ def create_pipeline(
 
     steps = vertex_resources.steps if vertex_resources else None
     if steps is not None and (steps.cpu_limit or steps.memory_limit_gb):
-        for component in components:
-            # The Vertex Trainer's task only polls its CustomJob; Importers run no container.
-            if component is not trainer or trainer_resources is None:
-                if not isinstance(component, tfx.dsl.Importer):
-                    component.with_platform_config(_resource_spec(steps.cpu_limit, steps.memory_limit_gb))
+        # Not the Vertex Trainer's task, which only polls its CustomJob, nor an Importer,
+        # which runs no container.
+        sized = [c for c in components
+                 if not isinstance(c, tfx.dsl.Importer) and not (c is trainer and trainer_resources is not None)]
+        for component in sized:
+            component.with_platform_config(_resource_spec(steps.cpu_limit, steps.memory_limit_gb))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=pipeline_root, components=components,

@@ -142,8 +142,8 @@ def multi_worker_strategy(tf_config: dict, timeout_seconds: Optional[float]) -> 
     """MultiWorkerMirroredStrategy over gRPC for `tf_config`'s cluster.
 
     `timeout_seconds` bounds every collective: when a worker dies the others' all-reduce
-    fails after at most that long (TF's peer health check often notices sooner) instead of
-    blocking forever.
+    fails after at most that long (TF's coordination service, missing the dead worker's
+    heartbeats, often aborts it sooner) instead of blocking forever.
     """
     task = tf_config["task"]
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(

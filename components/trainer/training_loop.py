@@ -41,7 +41,7 @@ class WorkerLostError(RuntimeError):
 
 
 # What a collective raises when a peer is gone: unreachable, timed out, or aborted by TF's
-# health check.
+# coordination service after the peer's heartbeats stopped.
 _PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
                   tf.errors.CancelledError)
 

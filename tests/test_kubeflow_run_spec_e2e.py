@@ -28,7 +28,7 @@ def spec_run(corpus_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("spec_run")
     root, spec = out / "root", out / "pipeline.json"
     flags = ["--corpus", str(corpus_run / "corpus.txt")] + TINY_PIPELINE_FLAGS
-    compile_flags = ["--output", str(spec), "--pipeline_root", str(root), "--image", "unused:1", "--local_run"]
+    compile_flags = ["--output", str(spec), "--pipeline_root", str(root), "--image", "local/bert-tfx-pipeline:dev", "--local_run"]
     assert cli.main(["compile"] + compile_flags + flags) == 0
     assert cli.main(["run-spec", str(spec), "--metadata_path", str(out / "metadata.sqlite")]) == 0
     return out

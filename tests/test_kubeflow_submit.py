@@ -146,7 +146,8 @@ def test_submit_sends_the_request_and_prints_the_console_link(spec_file, fake_ve
     assert request.pipeline_job_id.startswith("bert-pretraining-")
     assert job.display_name == "bert-nightly"
     assert job.runtime_config.gcs_output_directory == "gs://other-bucket/runs"
-    assert job.runtime_config.parameters["num_steps"].int_value == 500
+    # Schema 2.1 specs take typed values in parameter_values (2.0's `parameters` stays empty).
+    assert job.runtime_config.parameter_values["num_steps"] == 500 and not job.runtime_config.parameters
     assert job.service_account == "runner@my-project.iam.gserviceaccount.com"
     assert job.network == "projects/123/global/networks/vpc"
     assert dict(job.labels) == {"team": "nlp", "trigger": "ci"}

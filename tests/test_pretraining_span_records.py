@@ -84,5 +84,5 @@ def test_empty_newest_span_is_an_error_naming_its_files(corpus_spans, tmp_path):
     pattern = str(corpus / "span-{SPAN}" / "*.txt")
     vocabulary = _artifact(Vocabulary, tmp_path / "vocab")
     _fn(component.VocabularyGen)(corpus_pattern=pattern, vocab_size=300, do_lower_case=1, vocabulary=vocabulary)
-    with pytest.raises(ValueError, match="No documents in .*span-2"):
+    with pytest.raises(ValueError, match=r"span-2.*only blank lines"):
         _generate(vocabulary, pattern, str(tmp_path / "records"), tmp_path / "r")

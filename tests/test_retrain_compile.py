@@ -59,10 +59,11 @@ def test_examples_read_the_newest_span_of_the_records(compiled):
 def test_records_given_as_a_span_pattern_are_read_by_span(tmp_path):
     out = tmp_path / "examples.json"
     status = cli.main(["compile", "--retrain", "--output", str(out), "--pipeline_root", "gs://bucket/root",
-                       "--examples", "gs://bucket/records/span-{SPAN}", "--vocab_file", "gs://bucket/vocab.txt"])
+                       "--image", "gcr.io/proj/bert:1", "--examples", "gs://bucket/records/span-{SPAN}",
+                       "--vocab_file", "gs://bucket/vocab.txt"])
     assert status == 0
     tasks = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
     params = tasks["ImportExampleGen"]["inputs"]["parameters"]
-    assert params["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == "gs://bucket/records"
-    input_config = json.loads(params["input_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert params["input_base"]["runtimeValue"]["constant"] == "gs://bucket/records"
+    input_config = json.loads(params["input_config"]["runtimeValue"]["constant"])
     assert [s["pattern"] for s in input_config["splits"]] == ["span-{SPAN}/train/*", "span-{SPAN}/eval/*"]

@@ -391,8 +391,17 @@ def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog
     lines[3] += b"\xff\xfe"  # two stray bytes: well under 1%
     path = tmp_path / "stray.txt"
     path.write_bytes(b"\n".join(lines))
-    with caplog.at_level("WARNING", logger="components.pretraining_data.text_reader"):
-        stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
+    import logging
+
+    # Attached to the logger itself: after bertpipe's configure_logging (other tests) the
+    # project's loggers no longer propagate to the root logger caplog listens on.
+    logger = logging.getLogger("components.pretraining_data.text_reader")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("WARNING", logger=logger.name):
+            stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert stats["num_train_instances"] > 0
     [warning] = [r.getMessage() for r in caplog.records if "invalid UTF-8" in r.getMessage()]
     assert "stray.txt has 2 invalid UTF-8 bytes" in warning

@@ -384,7 +384,7 @@ def test_random_bytes_are_refused_naming_the_file_and_share(corpus, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog):
+def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog, monkeypatch):
     d, vocab = corpus
     text = (d / "corpus_a.txt").read_bytes()
     lines = text.split(b"\n")
@@ -393,15 +393,11 @@ def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog
     path.write_bytes(b"\n".join(lines))
     import logging
 
-    # Attached to the logger itself: after bertpipe's configure_logging (other tests) the
-    # project's loggers no longer propagate to the root logger caplog listens on.
-    logger = logging.getLogger("components.pretraining_data.text_reader")
-    logger.addHandler(caplog.handler)
-    try:
-        with caplog.at_level("WARNING", logger=logger.name):
-            stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
-    finally:
-        logger.removeHandler(caplog.handler)
+    # bertpipe's configure_logging (run by other tests) stops the project's loggers at
+    # "components"; caplog listens on the root logger.
+    monkeypatch.setattr(logging.getLogger("components"), "propagate", True)
+    with caplog.at_level("WARNING", logger="components.pretraining_data.text_reader"):
+        stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
     assert stats["num_train_instances"] > 0
     [warning] = [r.getMessage() for r in caplog.records if "invalid UTF-8" in r.getMessage()]
     assert "stray.txt has 2 invalid UTF-8 bytes" in warning

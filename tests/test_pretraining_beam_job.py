@@ -384,13 +384,18 @@ def test_random_bytes_are_refused_naming_the_file_and_share(corpus, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog):
+def test_a_few_invalid_bytes_are_dropped_with_a_warning(corpus, tmp_path, caplog, monkeypatch):
     d, vocab = corpus
     text = (d / "corpus_a.txt").read_bytes()
     lines = text.split(b"\n")
     lines[3] += b"\xff\xfe"  # two stray bytes: well under 1%
     path = tmp_path / "stray.txt"
     path.write_bytes(b"\n".join(lines))
+    import logging
+
+    # bertpipe's configure_logging (run by other tests) stops the project's loggers at
+    # "components"; caplog listens on the root logger.
+    monkeypatch.setattr(logging.getLogger("components"), "propagate", True)
     with caplog.at_level("WARNING", logger="components.pretraining_data.text_reader"):
         stats = beam_job.run_prepare_data([str(path)], vocab, str(tmp_path / "o"), OPTIONS, IN_PROCESS)
     assert stats["num_train_instances"] > 0

@@ -13,7 +13,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components.evaluator.results import read_eval_metrics
 from conftest import TINY_PIPELINE_FLAGS
 from kubeflow import local_metadata, pipeline_job
-from pipeline import cli, run_summary
+from pipeline import cli
 from test_kubeflow_spec_runner import BLESSING_TASK, MODEL_TASK, compile_spec, latest_blessed_model_resolver
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +81,9 @@ def test_lineage_links_the_artifacts_through_input_and_output_events(spec_run):
 def test_evaluator_metrics_equal_the_local_dag_runner_run(spec_run, corpus_run):
     store = _store(spec_run)
     from_spec = read_eval_metrics(_one(store, "tfx.ModelEvaluation").uri)
-    local = run_summary.summarize(str(corpus_run / "metadata.sqlite"), "bert-pretraining").metrics
+    [local_evaluation] = local_metadata.open_store(str(corpus_run / "metadata.sqlite")).get_artifacts_by_type(
+        "ModelEvaluation")
+    local = read_eval_metrics(local_evaluation.uri)
     assert from_spec.keys() == local.keys()
     for name, value in local.items():
         assert from_spec[name] == pytest.approx(value, abs=1e-5), name

@@ -56,7 +56,8 @@ def killed_then_rerun(tmp_path_factory):
         _wait_for(lambda: os.path.exists(lock) and os.path.getsize(lock) > 0, 300, "run lock", first)
         second = _start(out, corpus, tmpdir)
         second_out, second_err = second.communicate(timeout=300)
-        checkpoints = os.path.join(out, "tfx_root", "checkpoints", "*", "ckpt-*.index")
+        # <root>/checkpoints/<config hash>/run-<inputs hash>/ckpt-N.index (see BertTrainerExecutor).
+        checkpoints = os.path.join(out, "tfx_root", "checkpoints", "*", "run-*", "ckpt-*.index")
         _wait_for(lambda: glob.glob(checkpoints), 600, "checkpoint", first)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
@@ -65,7 +66,7 @@ def killed_then_rerun(tmp_path_factory):
             first.kill()
     killed_at = max(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in glob.glob(checkpoints))
     # A save killed half-way, as TF leaves it.
-    [checkpoint_dir] = glob.glob(os.path.join(out, "tfx_root", "checkpoints", "*"))
+    [checkpoint_dir] = {os.path.dirname(p) for p in glob.glob(checkpoints)}
     os.makedirs(os.path.join(checkpoint_dir, f"ckpt-{killed_at + 30}_temp"))
     rerun = _start(out, corpus, tmpdir)
     rerun_out, rerun_err = rerun.communicate(timeout=900)

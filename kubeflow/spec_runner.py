@@ -141,6 +141,9 @@ class SpecRunner:
                 outputs = self._run_resolver(name, execution, executor.resolver, parameters, inputs, task_root)
         except TaskFailed:
             raise  # Recorded as FAILED, with its log file, where the subprocess failed.
+        except KeyboardInterrupt:
+            self.metadata.finish_execution(execution, {}, state=metadata_store_pb2.Execution.CANCELED)
+            raise
         except Exception:
             # An importer or resolver that cannot be answered (e.g. an unsupported filter):
             # the store must not keep the execution RUNNING.
@@ -163,6 +166,11 @@ class SpecRunner:
             # The executor reads an existing output file as a driver's output; the driver's
             # output is folded into its input instead, and kept beside it for inspection.
             output_file = executor_input.outputs.output_file
+            if not os.path.exists(output_file):
+                self.metadata.finish_execution(execution, {}, state=metadata_store_pb2.Execution.FAILED,
+                                               properties={"log_file": log_file})
+                raise TaskFailed(f"task {name} failed (its preCacheCheck driver wrote no {output_file}); "
+                                 f"its log: {log_file}")
             driver_output = executor_input_lib.read_executor_output(output_file)
             os.replace(output_file, os.path.join(task_root, DRIVER_OUTPUT_FILE))
             executor_input_lib.apply_driver_output(executor_input, driver_output, component)

@@ -173,6 +173,25 @@ def test_a_failing_task_stops_the_run_with_one_line_naming_its_log(tmp_path, cap
     assert execution.custom_properties["log_file"].string_value == log_file
 
 
+def test_a_driver_that_writes_no_output_fails_its_task(tmp_path, capsys, kubeflow_logs_to_this_test):
+    example_gen = tfx.components.ImportExampleGen(input_base=str(tmp_path / "records"))
+    path = compile_spec([example_gen], tmp_path / "pipeline.json")
+    spec = json.loads(open(path).read())
+    container = spec["pipelineSpec"]["deploymentSpec"]["executors"]["ImportExampleGen_executor"]["container"]
+    container["lifecycle"]["preCacheCheck"]["command"] = ["python", "-c", "print('driver ran')"]
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    metadata_path = tmp_path / "metadata.sqlite"
+    assert cli.main(["run-spec", path, "--pipeline_root", str(tmp_path / "root"),
+                     "--metadata_path", str(metadata_path)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("bertpipe run-spec: error: task ImportExampleGen failed (its preCacheCheck driver "
+                           "wrote no ") and "executor_output.json); its log: " in last
+    assert "driver ran" in open(last.rsplit("its log: ", 1)[1]).read()
+    [execution] = _executions(_store(metadata_path)).values()
+    assert execution.last_known_state == metadata_store_pb2.Execution.FAILED
+
+
 def test_container_task_input_carries_upstream_names_types_and_metadata(tmp_path):
     """What TFX's entrypoint reports (no type) is completed from the producer's output
     definitions before a downstream task receives it."""

@@ -159,6 +159,7 @@ class SpecRunner:
         os.makedirs(task_root, exist_ok=True)
         executor_input = executor_input_lib.build(component, parameters, inputs, task_root, self.job_name, name)
         log_file = os.path.join(task_root, LOG_FILE)
+        recorded = {"log_file": log_file}
         if container.lifecycle.HasField("pre_cache_check"):
             hook = container.lifecycle.pre_cache_check
             self._subprocess(name, execution, hook.command, hook.args, executor_input, component, log_file,
@@ -174,13 +175,16 @@ class SpecRunner:
             driver_output = executor_input_lib.read_executor_output(output_file)
             os.replace(output_file, os.path.join(task_root, DRIVER_OUTPUT_FILE))
             executor_input_lib.apply_driver_output(executor_input, driver_output, component)
+            # Vertex AI updates the execution with the driver's parameters (span, fingerprint).
+            recorded.update({f"input:{key}": json_format.MessageToDict(value)
+                             for key, value in driver_output.parameter_values.items()})
         self._subprocess(name, execution, container.command, container.args, executor_input, component, log_file,
                          step="executor")
         executor_output = executor_input_lib.read_executor_output(executor_input.outputs.output_file)
         outputs = executor_input_lib.outputs_after_run(executor_input, executor_output, component)
         for key, value in executor_output.parameter_values.items():
             self.produced_parameters[(name, key)] = value
-        self.metadata.finish_execution(execution, outputs, properties={"log_file": log_file})
+        self.metadata.finish_execution(execution, outputs, properties=recorded)
         return outputs
 
     def _subprocess(self, name, execution, command, args, executor_input, component, log_file, step):

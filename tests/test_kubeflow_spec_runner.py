@@ -76,6 +76,16 @@ def test_importer_makes_the_artifact_from_the_runtime_parameter_and_reuses_it(im
     assert {c.name for c in runs} == {first.job_name, second.job_name}
     [pipeline_context] = store.get_contexts_by_type(local_metadata.PIPELINE_CONTEXT_TYPE)
     assert {c.id for c in store.get_children_contexts_by_context(pipeline_context.id)} == {c.id for c in runs}
+    # The same runs under TFX's local context types, with a node context for the task.
+    [tfx_pipeline] = store.get_contexts_by_type("pipeline")
+    tfx_runs = store.get_children_contexts_by_context(tfx_pipeline.id)
+    assert tfx_pipeline.name == "imports" and {c.name for c in tfx_runs} == {first.job_name, second.job_name}
+    assert all(c.type == "pipeline_run" for c in tfx_runs)
+    assert all(len(store.get_executions_by_context(c.id)) == 1 for c in tfx_runs)
+    assert {a.id for c in tfx_runs for a in store.get_artifacts_by_context(c.id)} == {stored.id}
+    [node] = store.get_contexts_by_type("node")
+    assert node.name == "imports.VocabularyImporter"
+    assert len(store.get_executions_by_context(node.id)) == 2
 
 
 def test_runtime_parameters_are_checked_against_the_spec(importer_spec, tmp_path, capsys):

@@ -3,7 +3,9 @@
 What the Vertex AI orchestrator records for a pipeline job, recorded the same way here so
 that resolver tasks can be answered from it and lineage tools can read it:
   - contexts: `system.Pipeline` (the pipeline's name) and, as its child, `system.PipelineRun`
-    (the job's name);
+    (the job's name), as Vertex AI names them; and the same two under TFX's local names,
+    `pipeline` and `pipeline_run`, plus a `node` context `<pipeline>.<task>` per task, which
+    is how this project's lineage readers (and TFX's) find a run's executions;
   - one execution per task (`system.ContainerExecution`, `system.ImporterExecution` or
     `system.ResolverExecution`) named `<job>/<task>`, with its task name, state
     (RUNNING, then COMPLETE or FAILED) and input parameters (`input:<name>`);
@@ -28,6 +30,10 @@ from kubeflow import metadata_queries
 
 PIPELINE_CONTEXT_TYPE = "system.Pipeline"
 RUN_CONTEXT_TYPE = "system.PipelineRun"
+# TFX's local context types (LocalDagRunner's): what lineage readers of local stores follow.
+TFX_PIPELINE_CONTEXT_TYPE = "pipeline"
+TFX_RUN_CONTEXT_TYPE = "pipeline_run"
+TFX_NODE_CONTEXT_TYPE = "node"
 CONTAINER_EXECUTION_TYPE = "system.ContainerExecution"
 IMPORTER_EXECUTION_TYPE = "system.ImporterExecution"
 RESOLVER_EXECUTION_TYPE = "system.ResolverExecution"
@@ -88,12 +94,14 @@ def from_mlmd_value(value: metadata_store_pb2.Value) -> Any:
 
 @dataclasses.dataclass
 class RunContexts:
-    pipeline: metadata_store_pb2.Context
+    pipeline: metadata_store_pb2.Context  # system.Pipeline: resolver queries are scoped to it
     run: metadata_store_pb2.Context
+    tfx_pipeline: metadata_store_pb2.Context
+    tfx_run: metadata_store_pb2.Context
 
     @property
-    def both(self) -> list[metadata_store_pb2.Context]:
-        return [self.pipeline, self.run]
+    def all(self) -> list[metadata_store_pb2.Context]:
+        return [self.pipeline, self.run, self.tfx_pipeline, self.tfx_run]
 
 
 class LocalVertexMetadata:
@@ -101,21 +109,36 @@ class LocalVertexMetadata:
 
     def __init__(self, store: mlmd.MetadataStore, pipeline_name: str, job_name: str):
         self.store = store
-        pipeline_type = store.put_context_type(metadata_store_pb2.ContextType(name=PIPELINE_CONTEXT_TYPE))
-        run_type = store.put_context_type(metadata_store_pb2.ContextType(name=RUN_CONTEXT_TYPE))
-        pipeline = store.get_context_by_type_and_name(PIPELINE_CONTEXT_TYPE, pipeline_name)
-        if pipeline is None:
-            [pipeline_id] = store.put_contexts([metadata_store_pb2.Context(type_id=pipeline_type,
-                                                                          name=pipeline_name)])
-            [pipeline] = store.get_contexts_by_id([pipeline_id])
         if store.get_context_by_type_and_name(RUN_CONTEXT_TYPE, job_name) is not None:
             raise ValueError(f"The metadata store already has a pipeline job named {job_name}.")
-        [run_id] = store.put_contexts([metadata_store_pb2.Context(type_id=run_type, name=job_name)])
-        store.put_parent_contexts([metadata_store_pb2.ParentContext(child_id=run_id, parent_id=pipeline.id)])
-        [run] = store.get_contexts_by_id([run_id])
-        self.contexts = RunContexts(pipeline=pipeline, run=run)
+        pipeline, run = self._pipeline_and_run(PIPELINE_CONTEXT_TYPE, RUN_CONTEXT_TYPE, pipeline_name, job_name)
+        tfx_pipeline, tfx_run = self._pipeline_and_run(TFX_PIPELINE_CONTEXT_TYPE, TFX_RUN_CONTEXT_TYPE,
+                                                       pipeline_name, job_name)
+        self.contexts = RunContexts(pipeline=pipeline, run=run, tfx_pipeline=tfx_pipeline, tfx_run=tfx_run)
+        self.pipeline_name = pipeline_name
         self.job_name = job_name
         self._artifact_ids: dict[str, int] = {}  # resource name -> MLMD id, for input events
+        self._node_contexts: dict[str, metadata_store_pb2.Context] = {}  # task name -> its node context
+
+    def _context(self, type_name: str, name: str) -> metadata_store_pb2.Context:
+        """The context of that type and name, created if missing."""
+        context = self.store.get_context_by_type_and_name(type_name, name)
+        if context is None:
+            type_id = self.store.put_context_type(metadata_store_pb2.ContextType(name=type_name))
+            [context_id] = self.store.put_contexts([metadata_store_pb2.Context(type_id=type_id, name=name)])
+            [context] = self.store.get_contexts_by_id([context_id])
+        return context
+
+    def _pipeline_and_run(self, pipeline_type: str, run_type: str, pipeline_name: str, job_name: str):
+        pipeline = self._context(pipeline_type, pipeline_name)
+        run = self._context(run_type, job_name)
+        self.store.put_parent_contexts([metadata_store_pb2.ParentContext(child_id=run.id, parent_id=pipeline.id)])
+        return pipeline, run
+
+    def _task_contexts(self, task_name: str) -> list[metadata_store_pb2.Context]:
+        if task_name not in self._node_contexts:
+            self._node_contexts[task_name] = self._context(TFX_NODE_CONTEXT_TYPE, f"{self.pipeline_name}.{task_name}")
+        return self.contexts.all + [self._node_contexts[task_name]]
 
     # --- executions --------------------------------------------------------------------
     def start_execution(self, execution_type: str, task_name: str,
@@ -130,7 +153,7 @@ class LocalVertexMetadata:
             execution.custom_properties[f"input:{name}"].CopyFrom(
                 to_mlmd_value(json_format.MessageToDict(value)))
         execution_id, _, _ = self.store.put_execution(
-            execution, self._input_events(inputs or {}), self.contexts.both)
+            execution, self._input_events(inputs or {}), self._task_contexts(task_name))
         [execution] = self.store.get_executions_by_id([execution_id])
         return execution
 
@@ -151,7 +174,8 @@ class LocalVertexMetadata:
             for index, runtime in enumerate(artifacts):
                 artifact = self._stored_or_new(runtime)
                 pairs.append((artifact, _event(event_type, key, index)))
-        _, artifact_ids, _ = self.store.put_execution(execution, pairs, self.contexts.both)
+        task_name = execution.custom_properties[TASK_NAME_PROPERTY].string_value
+        _, artifact_ids, _ = self.store.put_execution(execution, pairs, self._task_contexts(task_name))
         for (artifact, _), artifact_id in zip(pairs, artifact_ids):
             self._artifact_ids[artifact.name] = artifact_id
 

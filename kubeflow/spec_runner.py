@@ -141,6 +141,9 @@ class SpecRunner:
                 outputs = self._run_resolver(name, execution, executor.resolver, parameters, inputs, task_root)
         except TaskFailed:
             raise  # Recorded as FAILED, with its log file, where the subprocess failed.
+        except KeyboardInterrupt:
+            self.metadata.finish_execution(execution, {}, state=metadata_store_pb2.Execution.CANCELED)
+            raise
         except Exception:
             # An importer or resolver that cannot be answered (e.g. an unsupported filter):
             # the store must not keep the execution RUNNING.
@@ -156,6 +159,7 @@ class SpecRunner:
         os.makedirs(task_root, exist_ok=True)
         executor_input = executor_input_lib.build(component, parameters, inputs, task_root, self.job_name, name)
         log_file = os.path.join(task_root, LOG_FILE)
+        recorded = {"log_file": log_file}
         if container.lifecycle.HasField("pre_cache_check"):
             hook = container.lifecycle.pre_cache_check
             self._subprocess(name, execution, hook.command, hook.args, executor_input, component, log_file,
@@ -163,16 +167,24 @@ class SpecRunner:
             # The executor reads an existing output file as a driver's output; the driver's
             # output is folded into its input instead, and kept beside it for inspection.
             output_file = executor_input.outputs.output_file
+            if not os.path.exists(output_file):
+                self.metadata.finish_execution(execution, {}, state=metadata_store_pb2.Execution.FAILED,
+                                               properties={"log_file": log_file})
+                raise TaskFailed(f"task {name} failed (its preCacheCheck driver wrote no {output_file}); "
+                                 f"its log: {log_file}")
             driver_output = executor_input_lib.read_executor_output(output_file)
             os.replace(output_file, os.path.join(task_root, DRIVER_OUTPUT_FILE))
             executor_input_lib.apply_driver_output(executor_input, driver_output, component)
+            # Vertex AI updates the execution with the driver's parameters (span, fingerprint).
+            recorded.update({f"input:{key}": json_format.MessageToDict(value)
+                             for key, value in driver_output.parameter_values.items()})
         self._subprocess(name, execution, container.command, container.args, executor_input, component, log_file,
                          step="executor")
         executor_output = executor_input_lib.read_executor_output(executor_input.outputs.output_file)
         outputs = executor_input_lib.outputs_after_run(executor_input, executor_output, component)
         for key, value in executor_output.parameter_values.items():
             self.produced_parameters[(name, key)] = value
-        self.metadata.finish_execution(execution, outputs, properties={"log_file": log_file})
+        self.metadata.finish_execution(execution, outputs, properties=recorded)
         return outputs
 
     def _subprocess(self, name, execution, command, args, executor_input, component, log_file, step):

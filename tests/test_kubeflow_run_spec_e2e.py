@@ -57,6 +57,8 @@ def test_every_task_ran_its_container_command_and_completed(spec_run):
     assert log.index("preCacheCheck driver") < log.index("=== executor")
     examples = _one(store, "tfx.Examples")
     assert examples.custom_properties["input_fingerprint"].string_value.startswith("split:train,num_files:2")
+    recorded = example_gen.custom_properties["input:input_fingerprint"].string_value
+    assert recorded == examples.custom_properties["input_fingerprint"].string_value
     assert sorted(os.listdir(examples.uri)) == ["Split-eval", "Split-train"]
 
 

@@ -76,6 +76,16 @@ def test_importer_makes_the_artifact_from_the_runtime_parameter_and_reuses_it(im
     assert {c.name for c in runs} == {first.job_name, second.job_name}
     [pipeline_context] = store.get_contexts_by_type(local_metadata.PIPELINE_CONTEXT_TYPE)
     assert {c.id for c in store.get_children_contexts_by_context(pipeline_context.id)} == {c.id for c in runs}
+    # The same runs under TFX's local context types, with a node context for the task.
+    [tfx_pipeline] = store.get_contexts_by_type("pipeline")
+    tfx_runs = store.get_children_contexts_by_context(tfx_pipeline.id)
+    assert tfx_pipeline.name == "imports" and {c.name for c in tfx_runs} == {first.job_name, second.job_name}
+    assert all(c.type == "pipeline_run" for c in tfx_runs)
+    assert all(len(store.get_executions_by_context(c.id)) == 1 for c in tfx_runs)
+    assert {a.id for c in tfx_runs for a in store.get_artifacts_by_context(c.id)} == {stored.id}
+    [node] = store.get_contexts_by_type("node")
+    assert node.name == "imports.VocabularyImporter"
+    assert len(store.get_executions_by_context(node.id)) == 2
 
 
 def test_runtime_parameters_are_checked_against_the_spec(importer_spec, tmp_path, capsys):
@@ -171,6 +181,25 @@ def test_a_failing_task_stops_the_run_with_one_line_naming_its_log(tmp_path, cap
     [execution] = _executions(_store(metadata_path)).values()
     assert execution.last_known_state == metadata_store_pb2.Execution.FAILED
     assert execution.custom_properties["log_file"].string_value == log_file
+
+
+def test_a_driver_that_writes_no_output_fails_its_task(tmp_path, capsys, kubeflow_logs_to_this_test):
+    example_gen = tfx.components.ImportExampleGen(input_base=str(tmp_path / "records"))
+    path = compile_spec([example_gen], tmp_path / "pipeline.json")
+    spec = json.loads(open(path).read())
+    container = spec["pipelineSpec"]["deploymentSpec"]["executors"]["ImportExampleGen_executor"]["container"]
+    container["lifecycle"]["preCacheCheck"]["command"] = ["python", "-c", "print('driver ran')"]
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    metadata_path = tmp_path / "metadata.sqlite"
+    assert cli.main(["run-spec", path, "--pipeline_root", str(tmp_path / "root"),
+                     "--metadata_path", str(metadata_path)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("bertpipe run-spec: error: task ImportExampleGen failed (its preCacheCheck driver "
+                           "wrote no ") and "executor_output.json); its log: " in last
+    assert "driver ran" in open(last.rsplit("its log: ", 1)[1]).read()
+    [execution] = _executions(_store(metadata_path)).values()
+    assert execution.last_known_state == metadata_store_pb2.Execution.FAILED
 
 
 def test_container_task_input_carries_upstream_names_types_and_metadata(tmp_path):

@@ -230,3 +230,21 @@ def test_the_replica_command_reaches_run_fn_before_tensorflow_starts(compiled, f
     assert result.returncode == 0, result.stderr[-3000:]
     recorded = json.loads(record.read_text())
     assert recorded == {"vocab_file": os.path.join(inputs["vocabulary"][0].uri, "vocab.txt"), "runtime_started": False}
+
+
+def test_a_tpu_trainer_job_names_vertex_tpu_machine_and_builds_the_model_for_it(fake_vertex, tmp_path):
+    out = tmp_path / "tpu.json"
+    assert cli.main(["compile", "--output", str(out), "--pipeline_root", "gs://bucket/root",
+                     "--image", "gcr.io/my-project/bert:1", "--trainer_tpu", "v5e", "--region", "us-west4",
+                     "--project", "my-project", "--trainer_image", "gcr.io/my-project/bert-tpu:1"]) == 0
+    compiled = json.loads(out.read_text())
+    assert json.loads(_trainer_parameters(compiled)["custom_config"])["training"]["use_tpu"] is True
+    _launch(compiled, tmp_path)
+    [client] = _submitting(fake_vertex)
+    assert client.endpoint == "us-west4-aiplatform.googleapis.com"
+    [pool] = client.requests[0].custom_job.job_spec.worker_pool_specs
+    assert pool.replica_count == 1
+    assert pool.machine_spec.machine_type == "ct5lp-hightpu-4t"
+    assert pool.machine_spec.accelerator_type.name == "TPU_V5_LITEPOD"
+    assert pool.machine_spec.accelerator_count == 4 and pool.machine_spec.tpu_topology == "2x2"
+    assert pool.container_spec.image_uri == "gcr.io/my-project/bert-tpu:1"

@@ -324,9 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub_.add_argument("--network", help="VPC network to peer with, projects/NUMBER/global/networks/NAME")
     sub_.add_argument("--enable_caching", type=parse_bool, help="true/false: reuse unchanged steps' outputs "
                                                                 "(default: as compiled)")
-    sub_.add_argument("--label", action="append", help="KEY=VALUE label of the run (repeatable)")
+    sub_.add_argument("--label", action="extend", nargs="+", metavar="KEY=VALUE",
+                      help="labels of the run (several after one flag, or the flag repeated)")
     sub_.add_argument("--encryption_key", help="Cloud KMS key (CMEK) for the run's resources")
-    sub_.add_argument("--parameter", action="append", help="NAME=VALUE runtime parameter (repeatable)")
+    sub_.add_argument("--parameter", action="extend", nargs="+", metavar="NAME=VALUE",
+                      help="runtime parameters (several after one flag, or the flag repeated)")
     sub_.add_argument("--display_name", help="the run's display name (default: the pipeline's name)")
     sub_.add_argument("--wait", action="store_true", help="wait for the run to end and print what it produced")
     sub_.add_argument("--summary_file", help="with --wait: append a Markdown summary here "

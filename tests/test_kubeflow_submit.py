@@ -131,7 +131,7 @@ def fake_vertex(monkeypatch, tmp_path):
 
 FLAGS = ["--project", "my-project", "--region", "us-central1", "--service_account",
          "runner@my-project.iam.gserviceaccount.com", "--network", "projects/123/global/networks/vpc",
-         "--enable_caching", "true", "--label", "team=nlp", "--label", "trigger=ci", "--encryption_key",
+         "--enable_caching", "true", "--label", "team=nlp", "owner=ml", "--label", "trigger=ci", "--encryption_key",
          "projects/my-project/locations/us-central1/keyRings/kr/cryptoKeys/k", "--parameter", "num_steps=500",
          "--display_name", "bert-nightly", "--pipeline_root", "gs://other-bucket/runs"]
 
@@ -150,7 +150,7 @@ def test_submit_sends_the_request_and_prints_the_console_link(spec_file, fake_ve
     assert job.runtime_config.parameter_values["num_steps"] == 500 and not job.runtime_config.parameters
     assert job.service_account == "runner@my-project.iam.gserviceaccount.com"
     assert job.network == "projects/123/global/networks/vpc"
-    assert dict(job.labels) == {"team": "nlp", "trigger": "ci"}
+    assert dict(job.labels) == {"team": "nlp", "owner": "ml", "trigger": "ci"}
     assert job.encryption_spec.kms_key_name == "projects/my-project/locations/us-central1/keyRings/kr/cryptoKeys/k"
     spec = dict(job.pipeline_spec)
     assert spec["pipelineInfo"]["name"] == "bert-pretraining"

@@ -166,8 +166,13 @@ def recording_run_fn(fn_args):
     """Stands in for the real run_fn in a replica: records what it was handed (in a file:
     TFX reloads a run_fn's module, so module state would not survive); writes a model when
     told to, as the chief's run_fn does."""
+    from tensorflow.python.eager import context
+
     with open(os.environ["RECORDED_RUN_FN"], "w") as f:
-        json.dump({"vocab_file": fn_args.custom_config["vocab_file"]}, f)
+        # Whether TensorFlow's runtime started before run_fn: MultiWorkerMirroredStrategy
+        # (created first thing in run_fn) can configure its collectives only if it did not.
+        json.dump({"vocab_file": fn_args.custom_config["vocab_file"],
+                   "runtime_started": context.context()._initialized}, f)  # pylint: disable=protected-access
     if os.environ.get("RECORDED_RUN_FN_WRITES_MODEL"):
         os.makedirs(fn_args.serving_model_dir)
 
@@ -198,3 +203,48 @@ def test_each_replica_runs_bert_trainer_with_the_vocab_handed_to_run_fn(compiled
         monkeypatch.setenv("RECORDED_RUN_FN_WRITES_MODEL", "1")
     run_executor.main(args)
     assert json.loads(record.read_text())["vocab_file"] == os.path.join(inputs["vocabulary"][0].uri, "vocab.txt")
+
+
+def test_the_replica_command_reaches_run_fn_before_tensorflow_starts(compiled, fake_vertex, tmp_path):
+    """The job's command run as a worker replica runs it, in a fresh process: run_fn gets
+    the vocabulary, and nothing before it started TensorFlow's runtime, so run_fn can still
+    create MultiWorkerMirroredStrategy."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    inputs, _ = _launch(compiled, tmp_path)
+    command = list(_submitting(fake_vertex)[0].requests[0].custom_job.job_spec.worker_pool_specs[1].container_spec.command)
+    properties_at = command.index("--exec-properties") + 1
+    exec_properties = json.loads(command[properties_at])
+    exec_properties["run_fn"] = f"{__name__}.recording_run_fn"
+    command[properties_at] = json.dumps(exec_properties)
+    assert command[:3] == ["python", "-m", "tfx.scripts.run_executor"]
+    record = tmp_path / "recorded.json"
+    cluster = {"chief": ["c:2222"], "worker": ["w0:2222", "w1:2222"]}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO_ROOT, os.path.join(REPO_ROOT, "tests")]),
+           "RECORDED_RUN_FN": str(record),
+           "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})}
+    result = subprocess.run([sys.executable] + command[1:], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    recorded = json.loads(record.read_text())
+    assert recorded == {"vocab_file": os.path.join(inputs["vocabulary"][0].uri, "vocab.txt"), "runtime_started": False}
+
+
+def test_a_tpu_trainer_job_names_vertex_tpu_machine_and_builds_the_model_for_it(fake_vertex, tmp_path):
+    out = tmp_path / "tpu.json"
+    assert cli.main(["compile", "--output", str(out), "--pipeline_root", "gs://bucket/root",
+                     "--image", "gcr.io/my-project/bert:1", "--trainer_tpu", "v5e", "--region", "us-west4",
+                     "--project", "my-project", "--trainer_image", "gcr.io/my-project/bert-tpu:1"]) == 0
+    compiled = json.loads(out.read_text())
+    assert json.loads(_trainer_parameters(compiled)["custom_config"])["training"]["use_tpu"] is True
+    _launch(compiled, tmp_path)
+    [client] = _submitting(fake_vertex)
+    assert client.endpoint == "us-west4-aiplatform.googleapis.com"
+    [pool] = client.requests[0].custom_job.job_spec.worker_pool_specs
+    assert pool.replica_count == 1
+    assert pool.machine_spec.machine_type == "ct5lp-hightpu-4t"
+    assert pool.machine_spec.accelerator_type.name == "TPU_V5_LITEPOD"
+    assert pool.machine_spec.accelerator_count == 4 and pool.machine_spec.tpu_topology == "2x2"
+    assert pool.container_spec.image_uri == "gcr.io/my-project/bert-tpu:1"

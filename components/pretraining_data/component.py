@@ -17,6 +17,7 @@ training on new spans; PretrainingDataGen writes the newest span's records to
 `records_dir/span-<n>/records`, where ImportExampleGen finds the newest span itself.
 Records already published for the same inputs are not generated again.
 """
+import dataclasses
 import json
 import logging
 import os
@@ -81,30 +82,31 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
     if not spans.has_span(corpus_pattern):
         if num_spans != 1:
             raise ValueError(f"num_spans {num_spans} needs a corpus pattern with {{SPAN}}, got {corpus_pattern}")
-        output_dir = records_dir
-        stats, reused, key, files = _publish_records(text_reader.split_patterns(corpus_pattern), output_dir,
-                                                     vocab_file, options, beam_pipeline)
         selected = []
+        result = _publish_records(text_reader.split_patterns(corpus_pattern), records_dir, vocab_file, options,
+                                  beam_pipeline)
+        output_dir, stats, reused, files = result.directory, result.stats, result.reused, result.input_files
     else:
         selected = spans.list_spans(corpus_pattern)[-num_spans:]
         if len(selected) < num_spans:
             logging.info("Only %d span(s) of %s exist; the window of %d uses them all.", len(selected),
                          corpus_pattern, num_spans)
-        published = []
+        per_span = []
         for i, span in enumerate(selected):
             span_dir = f"{records_dir.rstrip('/')}/{spans.records_subdir(corpus_pattern, span)}"
             # A Beam pipeline runs once: the first span may use TFX's, the others get their own.
             pipeline = beam_pipeline if i == 0 or beam_pipeline is None else beam.Pipeline(
                 options=beam_pipeline.options)
-            published.append((span_dir, *_publish_records([span.pattern], span_dir, vocab_file, options, pipeline)))
-        output_dir, stats, reused, key, files = published[-1]
+            per_span.append(_publish_records([span.pattern], span_dir, vocab_file, options, pipeline))
+        newest = per_span[-1]
+        output_dir, stats, reused, files = newest.directory, newest.stats, newest.reused, newest.input_files
         if num_spans > 1:
             output_dir = (f"{records_dir.rstrip('/')}/{spans.window_subdir(num_spans)}/"
                           f"{spans.records_subdir(corpus_pattern, selected[-1])}")
             stats, reused = span_window.publish_window(
-                [p[0] for p in published], [s.number for s in selected], [p[3] for p in published], output_dir,
-                options.num_shards)
-            files = [f for p in published for f in p[4]]
+                [r.directory for r in per_span], [s.number for s in selected], [r.inputs_key for r in per_span],
+                output_dir, options.num_shards)
+            files = [f for r in per_span for f in r.input_files]
     manifest = {"records_dir": output_dir, "stats": stats, "options": json.loads(options.to_json()),
                 "vocab_file": vocab_file, "corpus_pattern": corpus_pattern, "input_files": files,
                 "reused": reused, "spans": [s.number for s in selected]}
@@ -121,17 +123,27 @@ def PretrainingDataGen(  # pylint: disable=invalid-name
             records.set_int_custom_property("version", selected[-1].version)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Published:
+    """Records published in `directory` for `input_files` (reused: made by an earlier run)."""
+
+    directory: str
+    stats: dict
+    reused: bool
+    inputs_key: str
+    input_files: list
+
+
 def _publish_records(patterns: list[str], output_dir: str, vocab_file: str, options: PretrainingDataOptions,
-                     pipeline) -> tuple[dict, bool, str, list[str]]:
-    """Generates the records of `patterns` into output_dir unless published there for the same
-    inputs. Returns (stats, reused, inputs key, input files)."""
+                     pipeline) -> _Published:
+    """Generates the records of `patterns` into output_dir unless published there for the same inputs."""
     files = [f.path for f in text_reader.expand_patterns(patterns, option_name="corpus_pattern")]
     key = records_reuse.inputs_key(files, vocab_file, options.to_json())
     published = records_reuse.published_manifest(output_dir, key, options.num_shards, beam_job.MANIFEST_NAME)
     if published is not None:
         logging.info("Records for these inputs are already published at %s; not generating them again.",
                      output_dir)
-        return published["stats"], True, key, files
+        return _Published(output_dir, published["stats"], True, key, files)
     stats = beam_job.run_prepare_data(patterns, vocab_file, output_dir, options, pipeline=pipeline,
                                       manifest_extra={records_reuse.INPUTS_KEY: key})
-    return stats, False, key, files
+    return _Published(output_dir, stats, False, key, files)

@@ -65,6 +65,8 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                                            "(and {VERSION}), e.g. 'records/span-{SPAN}'")
     source.add_argument("--vocab_file", help="an existing WordPiece vocab.txt (skips vocabulary learning)")
     source.add_argument("--vocab_size", type=int, help="size of the vocabulary to learn")
+    source.add_argument("--num_spans", type=int, help="with a {SPAN} corpus: train on the newest N spans (a "
+                                                      "rolling window; eval on the newest span) (default 1)")
     source.add_argument("--bert_config_file", help="bert_config.json of the model to pretrain")
     source.add_argument("--bert_preset", help="a shipped BERT config (bert_test, bert_tiny, bert_mini, bert_small, "
                                               "bert_medium, bert_base, bert_large)")
@@ -87,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig: --config file (or the local default) with the flags given applied."""
     config = PipelineConfig.from_json_file(args.config, base=local_default()) if args.config else local_default()
     top = {"corpus_pattern": args.corpus, "examples_dir": args.examples, "vocab_file": args.vocab_file,
-           "vocab_size": args.vocab_size, "bert_config_file": args.bert_config_file,
+           "vocab_size": args.vocab_size, "num_spans": args.num_spans, "bert_config_file": args.bert_config_file,
            "bert_preset": args.bert_preset, "pipeline_name": args.pipeline_name}
     config = config.replace(**{k: v for k, v in top.items() if v is not None})
     if args.examples:

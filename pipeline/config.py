@@ -58,6 +58,9 @@ class PipelineConfig:
     examples_dir: Optional[str] = None
     vocab_file: Optional[str] = None
     vocab_size: int = 4000
+    # With {SPAN} in corpus_pattern: train on the newest num_spans spans (a rolling window);
+    # evaluation stays on the newest span's eval split.
+    num_spans: int = 1
     bert_preset: str = "bert_test"
     bert_config_file: Optional[str] = None
     data: PretrainingDataOptions = dataclasses.field(default_factory=PretrainingDataOptions)
@@ -84,6 +87,11 @@ class PipelineConfig:
                                  "comma-separated list (put every file of a span under span-{SPAN}/).")
             if pattern and "{VERSION}" in pattern and "{SPAN}" not in pattern:
                 raise ValueError(f"{flag} {pattern} has {{VERSION}} but no {{SPAN}}: a version belongs to a span.")
+        if self.num_spans < 1:
+            raise ValueError(f"--num_spans must be at least 1, got {self.num_spans}")
+        if self.num_spans > 1 and (self.examples_dir is not None or "{SPAN}" not in (self.corpus_pattern or "")):
+            raise ValueError(f"--num_spans {self.num_spans} needs a --corpus pattern with {{SPAN}} (ImportExampleGen "
+                             "reads one span of --examples); give e.g. --corpus 'corpus/span-{SPAN}/*.txt'.")
         if self.vocab_size < 10:
             raise ValueError(f"--vocab_size must be at least 10, got {self.vocab_size}")
         self.data.validate()

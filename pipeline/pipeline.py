@@ -14,7 +14,8 @@ that determines the records; ImportExampleGen runs after it and copies them into
 own Examples artifact.
 
 Spans: with `{SPAN}` in the corpus pattern, PretrainingDataGen writes the newest span's
-records to `<records dir>/span-<n>/records`; with `{SPAN}` in `config.examples_dir`,
+records to `<records dir>/span-<n>/records` (with `config.num_spans` N > 1, a window of the
+newest N spans under `<records dir>/window-<N>/`); with `{SPAN}` in `config.examples_dir`,
 ImportExampleGen reads that pattern. Either way ImportExampleGen picks the newest span
 and records its number (and version) on the Examples artifact.
 
@@ -157,11 +158,13 @@ def create_pipeline(
         records_dir = f"{pipeline_root.rstrip('/')}/pretraining_records/{records_fingerprint(config)}"
         data_gen = PretrainingDataGen(vocabulary=vocabulary, corpus_pattern=config.corpus_pattern,
                                       records_dir=records_dir, options_json=config.data.to_json(),
-                                      code_version=code_version_json)
+                                      num_spans=config.num_spans, code_version=code_version_json)
         components.append(data_gen)
         layout = spans.records_layout(config.corpus_pattern) if spans.has_span(config.corpus_pattern) else ""
         input_config, output_config = _example_gen_input(presplit=True, prefix=layout)
-        example_gen = tfx.components.ImportExampleGen(input_base=records_dir, input_config=input_config)
+        records_base = (records_dir if config.num_spans == 1
+                        else f"{records_dir}/{spans.window_subdir(config.num_spans)}")
+        example_gen = tfx.components.ImportExampleGen(input_base=records_base, input_config=input_config)
         example_gen.add_upstream_node(data_gen)
     else:
         input_base, prefix = (split_span_pattern(config.examples_dir) if spans.has_span(config.examples_dir)

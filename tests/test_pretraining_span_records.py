@@ -86,3 +86,38 @@ def test_empty_newest_span_is_an_error_naming_its_files(corpus_spans, tmp_path):
     _fn(component.VocabularyGen)(corpus_pattern=pattern, vocab_size=300, do_lower_case=1, vocabulary=vocabulary)
     with pytest.raises(ValueError, match=r"span-2.*only blank lines"):
         _generate(vocabulary, pattern, str(tmp_path / "records"), tmp_path / "r")
+
+
+def test_rolling_window_trains_on_the_newest_spans_and_evaluates_on_the_newest(corpus_spans, tmp_path):
+    corpus = tmp_path / "corpus"
+    for n, span_dir in enumerate(corpus_spans, start=1):
+        shutil.copytree(span_dir, corpus / f"span-{n}")
+    pattern = str(corpus / "span-{SPAN}" / "*.txt")
+    vocabulary = _artifact(Vocabulary, tmp_path / "vocab")
+    _fn(component.VocabularyGen)(corpus_pattern=pattern, vocab_size=300, do_lower_case=1, vocabulary=vocabulary)
+    records_dir = str(tmp_path / "records")
+
+    def window(uri):
+        records = _artifact(PretrainingRecords, uri)
+        _fn(component.PretrainingDataGen)(
+            vocabulary=vocabulary, corpus_pattern=pattern, records_dir=records_dir, options_json=OPTIONS.to_json(),
+            records=records, num_spans=2,
+            beam_pipeline=beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])))
+        return records
+
+    first = window(tmp_path / "w1")
+    window_dir = os.path.join(records_dir, "window-2", "span-3", "records")
+    assert first.get_string_custom_property("records_dir") == window_dir
+    assert json.loads(first.get_string_custom_property("spans")) == [2, 3]
+    assert first.get_int_custom_property("span") == 3
+    assert sorted(os.listdir(os.path.join(window_dir, "train"))) == [
+        "span-2-part-00000-of-00001.tfrecord", "span-3-part-00000-of-00001.tfrecord"]
+    assert os.listdir(os.path.join(window_dir, "eval")) == ["span-3-part-00000-of-00001.tfrecord"]
+    assert not os.path.exists(os.path.join(records_dir, "span-1"))  # outside the window
+    per_span = [json.load(open(os.path.join(records_dir, f"span-{n}", "records", "manifest.json")))["stats"]
+                for n in (2, 3)]
+    assert first.get_int_custom_property("num_train_instances") == sum(s["num_train_instances"] for s in per_span)
+    assert first.get_int_custom_property("num_eval_instances") == per_span[1]["num_eval_instances"]
+    written = _mtimes(window_dir)
+    again = window(tmp_path / "w2")
+    assert again.get_int_custom_property("reused") == 1 and _mtimes(window_dir) == written

@@ -29,8 +29,14 @@ def test_latest_span_and_its_newest_version(tmp_path):
 def test_a_gap_is_logged_and_the_newest_span_used(tmp_path, caplog):
     for span in (1, 2, 4):
         _touch(str(tmp_path / f"span-{span}" / "a.txt"))
-    with caplog.at_level(logging.WARNING, logger="components.pretraining_data.spans"):
+    # bertpipe's configure_logging stops the project's loggers propagating to the root, where
+    # caplog listens: listen on the module's logger itself.
+    logger = logging.getLogger("components.pretraining_data.spans")
+    logger.addHandler(caplog.handler)
+    try:
         assert spans.latest_span(str(tmp_path / "span-{SPAN}" / "*.txt")).number == 4
+    finally:
+        logger.removeHandler(caplog.handler)
     assert "Spans [3]" in caplog.text
 
 

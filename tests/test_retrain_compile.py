@@ -67,3 +67,21 @@ def test_records_given_as_a_span_pattern_are_read_by_span(tmp_path):
     assert params["input_base"]["runtimeValue"]["constant"] == "gs://bucket/records"
     input_config = json.loads(params["input_config"]["runtimeValue"]["constant"])
     assert [s["pattern"] for s in input_config["splits"]] == ["span-{SPAN}/train/*", "span-{SPAN}/eval/*"]
+
+
+def test_rolling_window_reads_the_window_directory(tmp_path):
+    out = tmp_path / "window.json"
+    assert cli.main(["compile", "--retrain", "--output", str(out), "--pipeline_root", "gs://bucket/root",
+                     "--corpus", "gs://bucket/corpus/span-{SPAN}/*.txt", "--num_spans", "3"]) == 0
+    tasks = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
+    data_params = tasks["PretrainingDataGen"]["inputs"]["parameters"]
+    records_dir = data_params["records_dir"]["runtimeValue"]["constantValue"]["stringValue"]
+    assert data_params["num_spans"]["runtimeValue"]["constantValue"]["intValue"] == "3"
+    example_params = tasks["ImportExampleGen"]["inputs"]["parameters"]
+    assert example_params["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == f"{records_dir}/window-3"
+
+
+def test_rolling_window_needs_a_span_corpus(tmp_path, capsys):
+    assert cli.main(["compile", "--output", str(tmp_path / "x.json"), "--corpus", "gs://b/c/*.txt",
+                     "--num_spans", "2"]) == 2
+    assert "--num_spans 2 needs a --corpus pattern with {SPAN}" in capsys.readouterr().err

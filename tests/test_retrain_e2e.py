@@ -78,7 +78,8 @@ class Retraining:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, corpus_spans):
     """Run 1 on span 1, a retrain with nothing new, run 2 after span 2, a sabotaged run 3 after
-    span 3; each step's exit code and what the serving directory held after it."""
+    span 3, then a run with another vocabulary; each step's exit code and what the serving
+    directory held after it."""
     r = Retraining(tmp_path_factory.mktemp("retrain"), corpus_spans)
     out = {}
     r.arrive(1)
@@ -94,6 +95,11 @@ def runs(tmp_path_factory, corpus_spans):
     out["sabotaged"] = r.retrain("--learning_rate", "3.0", "--num_warmup_steps", "0",
                                  "--max_masked_lm_accuracy_drop", "0")
     out["pushed_after_sabotage"] = r.pushed_versions()
+    models = len(_models(r.store))
+    # Another vocabulary (another size) than the serving model's: the warm start is refused.
+    out["other_vocabulary"] = r.retrain("--vocab_size", "350")
+    out["models_added_by_other_vocabulary"] = len(_models(r.store)) - models
+    out["pushed_after_other_vocabulary"] = r.pushed_versions()
     return r, out
 
 
@@ -208,3 +214,12 @@ def test_sabotaged_candidate_is_not_blessed_nor_pushed(runs):
     # The next retrain still starts from the last blessed model (run 2's).
     assert retrain.latest_blessed_model(str(r.output / "metadata.sqlite"), "bert-pretraining").id == \
         _models(store)[1].id
+
+
+def test_other_vocabulary_than_the_base_model_is_refused_before_training(runs):
+    """Exit 2 (bad input; the one-line message naming both vocabularies is checked in
+    tests/test_trainer_warm_start.py), no model published, nothing pushed."""
+    _, out = runs
+    assert out["other_vocabulary"] == retrain.EXIT_BAD_INPUT
+    assert out["models_added_by_other_vocabulary"] == 0
+    assert out["pushed_after_other_vocabulary"] == out["pushed_after_second"]

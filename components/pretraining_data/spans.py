@@ -132,3 +132,8 @@ def records_subdir(corpus_pattern: str, span: Span) -> str:
     """records_layout with this span's number (and version) filled in."""
     layout = records_layout(corpus_pattern).replace(SPAN, str(span.number))
     return layout.replace(VERSION, str(span.version)) if span.version is not None else layout
+
+
+def window_subdir(num_spans: int) -> str:
+    """Where a rolling window of the newest `num_spans` spans is assembled under the records dir."""
+    return f"window-{num_spans}"

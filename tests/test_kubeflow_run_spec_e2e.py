@@ -124,3 +124,19 @@ def test_latest_blessed_model_resolver_finds_the_model_this_run_blessed(spec_run
     assert blessing.name == _one(store, "tfx.ModelBlessing").name
     assert (model.name, model.uri) == (_one(store, "tfx.Model").name, _one(store, "tfx.Model").uri)
     assert local_metadata.schema_title(model.type) == "tfx.Model"
+
+
+def test_bertpipe_lineage_reads_the_spec_runs_store(spec_run, capsys):
+    """The store run-spec writes names task parameters as Vertex ML Metadata does (`input:NAME`);
+    `bertpipe lineage` reads the Trainer's settings and code version from it all the same."""
+    import json
+
+    from pipeline import code_version
+
+    assert cli.main(["lineage", "model", "latest", "--json", "--metadata_path",
+                     str(spec_run / "metadata.sqlite")]) == 0
+    lineage = json.loads(capsys.readouterr().out)["result"]
+    flags = dict(zip(TINY_PIPELINE_FLAGS[::2], TINY_PIPELINE_FLAGS[1::2]))
+    assert lineage["trainer"]["hyperparameters"]["num_train_steps"] == int(flags["--num_train_steps"])
+    assert lineage["trainer"]["max_seq_length"] == int(flags["--max_seq_length"])
+    assert lineage["code_version"]["source_hash"] == code_version.source_hash()

@@ -13,9 +13,9 @@ def test_examples_span_pattern_resolves_to_the_newest_span_directory(tmp_path):
             (tmp_path / f"span-{span}" / split).mkdir(parents=True)
             (tmp_path / f"span-{span}" / split / "part-0.tfrecord").write_bytes(b"")
     config = PipelineConfig(examples_dir=str(tmp_path / "span-{SPAN}"), corpus_pattern="", vocab_file="v.txt")
-    directory = check_data_source(config)
-    assert directory == str(tmp_path / "span-2")
-    assert examples_are_presplit(directory)
+    resolved = check_data_source(config)
+    assert resolved.examples_dir == str(tmp_path / "span-2")
+    assert examples_are_presplit(resolved.examples_dir)
 
 
 def test_corpus_span_pattern_matching_nothing_is_refused_naming_it(tmp_path):

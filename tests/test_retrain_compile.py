@@ -72,13 +72,14 @@ def test_records_given_as_a_span_pattern_are_read_by_span(tmp_path):
 def test_rolling_window_reads_the_window_directory(tmp_path):
     out = tmp_path / "window.json"
     assert cli.main(["compile", "--retrain", "--output", str(out), "--pipeline_root", "gs://bucket/root",
-                     "--corpus", "gs://bucket/corpus/span-{SPAN}/*.txt", "--num_spans", "3"]) == 0
+                     "--image", "gcr.io/proj/bert:1", "--corpus", "gs://bucket/corpus/span-{SPAN}/*.txt",
+                     "--num_spans", "3"]) == 0
     tasks = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
     data_params = tasks["PretrainingDataGen"]["inputs"]["parameters"]
-    records_dir = data_params["records_dir"]["runtimeValue"]["constantValue"]["stringValue"]
-    assert data_params["num_spans"]["runtimeValue"]["constantValue"]["intValue"] == "3"
+    records_dir = data_params["records_dir"]["runtimeValue"]["constant"]
+    assert data_params["num_spans"]["runtimeValue"]["constant"] == 3
     example_params = tasks["ImportExampleGen"]["inputs"]["parameters"]
-    assert example_params["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == f"{records_dir}/window-3"
+    assert example_params["input_base"]["runtimeValue"]["constant"] == f"{records_dir}/window-3"
 
 
 def test_rolling_window_needs_a_span_corpus(tmp_path, capsys):

@@ -102,6 +102,19 @@ def _plain_properties(message) -> dict[str, Any]:
     return values
 
 
+# How Vertex ML Metadata (and `bertpipe run-spec`, which plays it) names a task's input
+# parameters, i.e. the TFX execution properties, in the execution's metadata.
+_PARAMETER_PREFIX = "input:"
+
+
+def _execution_properties(execution) -> dict[str, Any]:
+    """An execution's properties by their TFX names, whether stored as TFX or as Vertex records them."""
+    values = _plain_properties(execution)
+    for name in [k for k in values if k.startswith(_PARAMETER_PREFIX)]:
+        values.setdefault(name[len(_PARAMETER_PREFIX):], values[name])
+    return values
+
+
 def pipeline_names(store) -> list[str]:
     return sorted(c.name for c in store.get_contexts_by_type("pipeline"))
 
@@ -172,7 +185,7 @@ def _read_snapshot(store, pipeline_name: str, source: str) -> Snapshot:
         type_name = e.type or execution_types.get(e.type_id, "")
         executions[str(execution_id)] = Execution(
             id=str(execution_id), node_id=node_of.get(execution_id, type_name.rsplit(".", 1)[-1]), type=type_name,
-            state=metadata_store_pb2.Execution.State.Name(e.last_known_state), properties=_plain_properties(e),
+            state=metadata_store_pb2.Execution.State.Name(e.last_known_state), properties=_execution_properties(e),
             inputs=inputs[execution_id], outputs=outputs[execution_id],
             start_ms=e.create_time_since_epoch, end_ms=e.last_update_time_since_epoch)
 

@@ -313,7 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override a runtime parameter of the job (repeatable)")
     run_spec.set_defaults(func=cmd_run_spec)
 
-
     sub_ = sub.add_parser("submit", help="submit a compiled spec to Vertex AI Pipelines", description=(
         "Submit the PipelineJob JSON of `bertpipe compile` with google-cloud-aiplatform's PipelineJob, print "
         "the run's console link and, with --wait, its final state, the Evaluator's metrics, the blessing and "

@@ -48,13 +48,17 @@ class Artifact:
 
     def json_prop(self, name: str, default: Any = None) -> Any:
         """A property holding JSON text, decoded; `default` when absent or not JSON."""
-        value = self.properties.get(name)
-        if not isinstance(value, str) or not value:
-            return default
-        try:
-            return json.loads(value)
-        except ValueError:
-            return default
+        return _decoded(self.properties.get(name), default)
+
+
+def _decoded(value: Any, default: Any) -> Any:
+    """JSON text decoded; `default` for anything else (absent, empty, not JSON)."""
+    if not isinstance(value, str) or not value:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return default
 
 
 @dataclasses.dataclass
@@ -70,15 +74,9 @@ class Execution:
     end_ms: int = 0
 
     def json_prop(self, name: str, default: Any = None) -> Any:
+        """A property holding JSON (text, or already decoded, as Vertex's struct metadata is)."""
         value = self.properties.get(name)
-        if isinstance(value, (dict, list)):
-            return value
-        if not isinstance(value, str) or not value:
-            return default
-        try:
-            return json.loads(value)
-        except ValueError:
-            return default
+        return value if isinstance(value, (dict, list)) else _decoded(value, default)
 
 
 @dataclasses.dataclass

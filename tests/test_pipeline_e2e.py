@@ -10,7 +10,7 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from conftest import REPO_ROOT, TINY_RUN_FLAGS, corpus_slice as _corpus_slice
+from conftest import TINY_RUN_FLAGS, corpus_slice as _corpus_slice
 from pipeline import cli
 
 pytestmark = pytest.mark.e2e

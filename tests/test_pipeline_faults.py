@@ -79,7 +79,7 @@ def test_a_second_run_on_the_same_output_dir_is_refused_at_once(killed_then_reru
     status, stdout, stderr = killed_then_rerun["second"]
     assert status == 2, stderr[-3000:]
     [line] = [l for l in stderr.splitlines() if "error:" in l]
-    assert f"another bertpipe run is using" in line and f"pid {killed_then_rerun['first_pid']}" in line
+    assert "another bertpipe run is using" in line and f"pid {killed_then_rerun['first_pid']}" in line
     assert "Traceback" not in stderr and stdout == ""
 
 

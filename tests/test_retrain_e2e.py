@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 from ml_metadata.proto import metadata_store_pb2
 
-from conftest import tiny_bert_config
 from pipeline import cli, retrain
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 
-import pytest
 import yaml
 
 from conftest import REPO_ROOT

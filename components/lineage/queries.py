@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from components.lineage.snapshot import Artifact, Execution, Snapshot
 

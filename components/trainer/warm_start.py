@@ -33,7 +33,6 @@ from typing import Optional
 
 import tensorflow as tf
 
-from components.bert.config import BertConfig
 
 logger = logging.getLogger(__name__)
 

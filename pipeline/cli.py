@@ -26,7 +26,9 @@ from components.lineage.cli import add_mysql_flags, mysql_target
 from components.lineage.cli import register as register_lineage_commands
 from components.pretraining_data.cli import parse_bool
 from components.pretraining_data.cli import register as register_data_commands
+from pipeline import run_lock
 from pipeline.config import PipelineConfig, local_default
+from pipeline.local_paths import LocalPaths, locked_locations
 from pipeline.retrain import EXIT_CODES as RETRAIN_EXIT_CODES
 
 # Flags that override PipelineConfig.training / .data / .evaluation fields of the same name.
@@ -110,26 +112,37 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return config
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner  # Deferred: TFX/TF imports take seconds; --help should not.
+def _local_paths(args: argparse.Namespace) -> LocalPaths:
+    return LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
 
+
+def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    paths = local_runner.LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
-    beam_args = local_runner.default_beam_args(args.direct_num_workers) + list(args.beam_arg or [])
+    paths = _local_paths(args)
     mysql = mysql_target(args)
     if mysql is not None and args.metadata_path:
         raise ValueError("--metadata_path (SQLite) and --metadata_mysql_database (MySQL) both name a metadata "
                          "store: give one.")
-    summary = local_runner.run_local(config, paths, beam_args, enable_cache=args.enable_cache, mysql=mysql)
+    # The lock first, the imports after: a second run on the same outputs is refused at once.
+    with run_lock.hold(locked_locations(paths, mysql is not None)):
+        from pipeline import local_runner  # Deferred: TFX/TF imports take seconds; --help should not.
+
+        beam_args = local_runner.default_beam_args(args.direct_num_workers) + list(args.beam_arg or [])
+        summary = local_runner.run_local(config, paths, beam_args, enable_cache=args.enable_cache, mysql=mysql)
     print(summary.render())
     return 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from pipeline import local_runner, retrain  # local_runner deferred, as above.
-
     config = config_from_args(args)
-    paths = local_runner.LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
+    paths = _local_paths(args)
+    with run_lock.hold(locked_locations(paths)):
+        return _retrain_locked(args, config, paths)
+
+
+def _retrain_locked(args: argparse.Namespace, config: PipelineConfig, paths: LocalPaths) -> int:
+    from pipeline import local_runner, retrain  # Deferred, as above.
+
     decision = retrain.decide(config, paths.metadata_path, force=args.force)
     if not decision.run:
         print(f"retrain: {decision.reason}; nothing was run.")

@@ -7,7 +7,6 @@ Only this module (and the CLI that calls it) knows the local paths:
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 from typing import Optional
@@ -21,23 +20,9 @@ from components.lineage.store import MySQLTarget
 from components.pretraining_data import spans
 from pipeline import code_version, input_checks, interrupted_runs, private_tmp, run_lock
 from pipeline.config import REPO_ROOT, PipelineConfig, bert_config_dict
+from pipeline.local_paths import LocalPaths, locked_locations
 from pipeline.pipeline import create_pipeline
 from pipeline import run_summary
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalPaths:
-    pipeline_root: str
-    metadata_path: str
-    serving_model_dir: str
-
-    @classmethod
-    def under(cls, output_dir: str, pipeline_root: Optional[str] = None, metadata_path: Optional[str] = None,
-              serving_model_dir: Optional[str] = None) -> "LocalPaths":
-        output_dir = os.path.abspath(output_dir)
-        return cls(pipeline_root=os.path.abspath(pipeline_root or os.path.join(output_dir, "tfx_root")),
-                   metadata_path=os.path.abspath(metadata_path or os.path.join(output_dir, "metadata.sqlite")),
-                   serving_model_dir=os.path.abspath(serving_model_dir or os.path.join(output_dir, "serving_model")))
 
 
 def examples_are_presplit(examples_dir: str) -> bool:
@@ -131,12 +116,12 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
     if mysql is None:
         os.makedirs(os.path.dirname(paths.metadata_path), exist_ok=True)
         connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
-        store_name, locked = paths.metadata_path, [paths.metadata_path, paths.pipeline_root]
+        store_name = paths.metadata_path
     else:
         connection = mysql_connection_config(mysql)
         _check_mysql_reachable(connection, mysql)
-        store_name, locked = mysql.describe(), [paths.pipeline_root]
-    with run_lock.hold(locked), private_tmp.private_tmpdir():
+        store_name = mysql.describe()
+    with run_lock.hold(locked_locations(paths, mysql is not None)), private_tmp.private_tmpdir():
         return _run_locked(config, paths, connection, store_name, beam_pipeline_args, enable_cache,
                            examples_presplit=examples_are_presplit(resolved.examples_dir)
                            if resolved.examples_dir else True, retraining=retraining)

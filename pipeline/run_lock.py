@@ -24,6 +24,11 @@ import sys
 from typing import Iterator, Sequence
 
 LOCK_SUFFIX = ".bertpipe-run.lock"
+# Lock files this process holds, with how many nested hold() blocks hold each: flock locks
+# belong to an open file, so a second flock by the same process on a new descriptor would
+# refuse the process itself (the CLI locks before run_local, which locks again).
+_HELD: dict[str, int] = {}
+_FDS: dict[str, int] = {}
 
 
 class RunInProgressError(ValueError):
@@ -56,6 +61,10 @@ def hold(locations: Sequence[str]) -> Iterator[None]:
     try:
         for location in dict.fromkeys(os.path.abspath(loc) for loc in locations):
             path = lock_path_for(location)
+            if path in _HELD:
+                _HELD[path] += 1
+                held.append(path)
+                continue
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -72,10 +81,17 @@ def hold(locations: Sequence[str]) -> Iterator[None]:
                       "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(holder).encode(), 0)
-            held.append(fd)
+            _HELD[path] = 1
+            _FDS[path] = fd
+            held.append(path)
         yield
     finally:
-        for fd in held:
+        for path in held:
+            _HELD[path] -= 1
+            if _HELD[path]:
+                continue
+            del _HELD[path]
+            fd = _FDS.pop(path)
             os.ftruncate(fd, 0)  # the file stays (removing it would race with a waiting run); its lock goes
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

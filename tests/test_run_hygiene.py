@@ -143,3 +143,31 @@ def test_executions_a_killed_run_left_running_are_canceled(tmp_path):
     assert states == {metadata_store_pb2.Execution.CANCELED}
     assert interrupted_runs.cancel_unfinished_executions(config, "p") == []
     assert interrupted_runs.cancel_unfinished_executions(config, "another-pipeline") == []
+
+
+_TRY_LOCK = """
+import sys
+from pipeline import run_lock
+try:
+    with run_lock.hold(sys.argv[1:]):
+        print("got it")
+except run_lock.RunInProgressError:
+    print("refused")
+"""
+
+
+def test_the_lock_is_reentrant_in_one_process_and_held_until_the_outer_block_ends(tmp_path):
+    """The CLI locks before its imports and run_local locks again: the process must not refuse
+    itself, and the inner block's end must not free what the outer block still holds."""
+    store = str(tmp_path / "metadata.sqlite")
+
+    def other_process_gets_it() -> bool:
+        result = subprocess.run([sys.executable, "-c", _TRY_LOCK, store], capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        return result.stdout.strip() == "got it"
+
+    with run_lock.hold([store]):
+        with run_lock.hold([store, str(tmp_path / "root")]):
+            pass
+        assert not other_process_gets_it()
+    assert other_process_gets_it()

@@ -130,7 +130,11 @@ def _launch(compiled, tmp_path):
 
 
 def test_custom_job_request_has_the_machine_spec_workers_image_and_our_executor(compiled, fake_vertex, tmp_path):
-    inputs, _ = _launch(compiled, tmp_path)
+    inputs, outputs = _launch(compiled, tmp_path)
+    # The task that reports the Model to Vertex ML Metadata records its data and base model on it.
+    [model] = outputs["model"]
+    assert model.get_string_custom_property("spans") == "[]"
+    assert model.has_custom_property("examples_fingerprint")
     # TFX makes one client to build the job and another to submit and poll it.
     assert {c.endpoint for c in fake_vertex.instances} == {"us-central1-aiplatform.googleapis.com"}
     [client] = _submitting(fake_vertex)

@@ -131,14 +131,25 @@ class BertTrainerExecutor(trainer_executor.GenericExecutor):
             run_fn(self._GetFnArgs(input_dict, output_dict, exec_properties))
             return
         super().Do(input_dict, output_dict, exec_properties)
+        record_trained_model(input_dict, output_dict)
 
-        model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
-        info_path = f"{model.uri.rstrip('/')}/{warm_start.CHECKPOINT_DIR}/{warm_start.INFO_FILE}"
-        trained = None
-        if tf.io.gfile.exists(info_path):
-            with tf.io.gfile.GFile(info_path) as f:
-                trained = json.load(f)
-        record_lineage(model, examples, base_models, trained)
+
+def record_trained_model(input_dict: dict[str, list[types.Artifact]],
+                         output_dict: dict[str, list[types.Artifact]]) -> None:
+    """record_lineage on the output Model, with what its run saved beside it (warm_start.json).
+
+    Called by the executor that reports the Model to the orchestrator: BertTrainerExecutor, or,
+    when training ran as a Vertex AI CustomJob, the pipeline task that launched it (the job's
+    replicas set properties on their own copies of the artifact, which nobody reports).
+    """
+    model = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_KEY])
+    info_path = f"{model.uri.rstrip('/')}/{warm_start.CHECKPOINT_DIR}/{warm_start.INFO_FILE}"
+    trained = None
+    if tf.io.gfile.exists(info_path):
+        with tf.io.gfile.GFile(info_path) as f:
+            trained = json.load(f)
+    record_lineage(model, input_dict.get(standard_component_specs.EXAMPLES_KEY) or [],
+                   input_dict.get(BASE_MODEL_KEY) or [], trained)
 
 
 class BertTrainer(base_component.BaseComponent):

@@ -15,7 +15,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.extensions.google_cloud_ai_platform import constants
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 
-from components.trainer.component import BertTrainer, BertTrainerExecutor
+from components.trainer.component import BertTrainer, BertTrainerExecutor, record_trained_model
 
 
 class VertexBertTrainerExecutor(vertex_trainer_executor.GenericExecutor):
@@ -29,6 +29,8 @@ class VertexBertTrainerExecutor(vertex_trainer_executor.GenericExecutor):
             super().Do(input_dict, output_dict, exec_properties)
         except RuntimeError as e:
             raise RuntimeError(failed_job_message(str(e))) from e
+        # This task reports the Model to Vertex ML Metadata: record its data and base model here.
+        record_trained_model(input_dict, output_dict)
 
 
 def failed_job_message(tfx_message: str) -> str:

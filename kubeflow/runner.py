@@ -70,8 +70,9 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         if trainer.is_tpu and not config.training.use_tpu:
             # The model is built for the TPU (one-hot embedding lookups) when use_tpu is set.
             config = config.replace(training=dataclasses.replace(config.training, use_tpu=True))
-    if config.corpus_pattern == DEFAULT_CORPUS:
+    if config.corpus_pattern == DEFAULT_CORPUS and not local_run:
         # The local checkout's path means nothing in the container; the image ships the corpus.
+        # (A --local_run spec runs here, where the checkout's corpus is.)
         config = config.replace(corpus_pattern=IMAGE_DEFAULT_CORPUS)
     serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,

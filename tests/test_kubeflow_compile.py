@@ -103,3 +103,15 @@ def test_trainer_inputs_carry_the_code_version(compiled):
     custom_config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert custom_config["code_version"]["source_hash"] == code_version.source_hash()
     assert custom_config["code_version"]["package_version"] == "0.1.0"
+
+
+def test_a_local_run_spec_keeps_the_checkouts_corpus(tmp_path):
+    """`compile --local_run` makes a spec for run-spec on this machine: without --corpus it reads
+    the shipped corpus where it is here, not where the image keeps it."""
+    from pipeline.config import DEFAULT_CORPUS
+
+    out = tmp_path / "local.json"
+    assert cli.main(["compile", "--local_run", "--output", str(out), "--pipeline_root", str(tmp_path / "root"),
+                     "--image", "local/bert-tfx-pipeline:dev"]) == 0
+    params = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["VocabularyGen"]["inputs"]["parameters"]
+    assert params["corpus_pattern"]["runtimeValue"]["constant"] == DEFAULT_CORPUS

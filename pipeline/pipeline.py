@@ -138,6 +138,8 @@ def create_pipeline(
         context with those executions, which is how lineage attributes them.
       retraining: warm-start the Trainer from the latest blessed model and bless only a
         candidate that does not fall behind it (config.evaluation's max_*_drop).
+      vertex_resources: for Vertex AI, the Trainer's machine spec (it then trains as a Vertex AI
+        CustomJob) and the other steps' CPU/memory limits; None locally.
     """
     code_version_json = json.dumps(code_version, sort_keys=True) if code_version else ""
     components = []

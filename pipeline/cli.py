@@ -26,7 +26,7 @@ from components.lineage.cli import add_mysql_flags, mysql_target
 from components.lineage.cli import register as register_lineage_commands
 from components.pretraining_data.cli import parse_bool
 from components.pretraining_data.cli import register as register_data_commands
-from pipeline import run_lock
+from pipeline import input_checks, run_lock
 from pipeline.config import PipelineConfig, local_default
 from pipeline.local_paths import LocalPaths, locked_locations
 from pipeline.retrain import EXIT_CODES as RETRAIN_EXIT_CODES
@@ -124,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--metadata_path (SQLite) and --metadata_mysql_database (MySQL) both name a metadata "
                          "store: give one.")
     # The lock first, the imports after: a second run on the same outputs is refused at once.
+    input_checks.check_output_dirs(paths)  # where the lock files go
     with run_lock.hold(locked_locations(paths, mysql is not None)):
         from pipeline import local_runner  # Deferred: TFX/TF imports take seconds; --help should not.
 
@@ -134,19 +135,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
+    from pipeline import retrain  # Light: ML-metadata only.
+
     config = config_from_args(args)
     paths = _local_paths(args)
-    with run_lock.hold(locked_locations(paths)):
-        return _retrain_locked(args, config, paths)
-
-
-def _retrain_locked(args: argparse.Namespace, config: PipelineConfig, paths: LocalPaths) -> int:
-    from pipeline import local_runner, retrain  # Deferred, as above.
-
+    # Deciding reads the store only; with nothing new, nothing is created or locked.
     decision = retrain.decide(config, paths.metadata_path, force=args.force)
     if not decision.run:
         print(f"retrain: {decision.reason}; nothing was run.")
         return retrain.EXIT_OK
+    input_checks.check_output_dirs(paths)
+    with run_lock.hold(locked_locations(paths)):
+        return _retrain_locked(args, config, paths, decision)
+
+
+def _retrain_locked(args: argparse.Namespace, config: PipelineConfig, paths: LocalPaths, decision) -> int:
+    from pipeline import local_runner, retrain  # Deferred, as above.
+
     print(f"retrain: {decision.reason}.")
     beam_args = local_runner.default_beam_args(args.direct_num_workers) + list(args.beam_arg or [])
     try:

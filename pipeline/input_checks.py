@@ -94,6 +94,13 @@ def check_examples_dir(examples_dir: str, presplit: bool) -> None:
                              f"it, or remove it from {examples_dir}.")
 
 
+def check_output_dirs(paths) -> None:
+    """The run's output directories can be created and written (pipeline.local_paths.LocalPaths)."""
+    check_writable_dirs([(paths.pipeline_root, "--output_dir/--pipeline_root"),
+                         (os.path.dirname(paths.metadata_path), "--output_dir/--metadata_path"),
+                         (paths.serving_model_dir, "--output_dir/--serving_dir")])
+
+
 def check_local_run(config, paths) -> None:
     """Every check above for a local run: its output directories, then its --examples shards.
 
@@ -103,9 +110,7 @@ def check_local_run(config, paths) -> None:
     """
     from pipeline.local_runner import examples_are_presplit  # Deferred: local_runner imports TFX.
 
-    check_writable_dirs([(paths.pipeline_root, "--output_dir/--pipeline_root"),
-                         (os.path.dirname(paths.metadata_path), "--output_dir/--metadata_path"),
-                         (paths.serving_model_dir, "--output_dir/--serving_dir")])
+    check_output_dirs(paths)
     if config.examples_dir:
         check_examples_dir(config.examples_dir, examples_are_presplit(config.examples_dir))
     elif config.corpus_pattern:

@@ -140,3 +140,7 @@ def test_bertpipe_lineage_reads_the_spec_runs_store(spec_run, capsys):
     assert lineage["trainer"]["hyperparameters"]["num_train_steps"] == int(flags["--num_train_steps"])
     assert lineage["trainer"]["max_seq_length"] == int(flags["--max_seq_length"])
     assert lineage["code_version"]["source_hash"] == code_version.source_hash()
+    # TFX's entrypoint reports custom properties as `custom:NAME` (ImportExampleGen's span here).
+    assert [e["span"] for e in lineage["examples"]] == [0]
+    assert cli.main(["lineage", "runs", "--json", "--metadata_path", str(spec_run / "metadata.sqlite")]) == 0
+    assert [run["spans"] for run in json.loads(capsys.readouterr().out)["result"]] == [[0]]

@@ -115,6 +115,19 @@ def _execution_properties(execution) -> dict[str, Any]:
     return values
 
 
+# How TFX's Kubeflow V2 entrypoint names an artifact's custom properties in the metadata it
+# reports to the orchestrator (Vertex ML Metadata, or `bertpipe run-spec`'s store).
+_CUSTOM_PREFIX = "custom:"
+
+
+def _artifact_properties(artifact) -> dict[str, Any]:
+    """An artifact's properties by their TFX names, whether stored as TFX or as Vertex records them."""
+    values = _plain_properties(artifact)
+    for name in [k for k in values if k.startswith(_CUSTOM_PREFIX)]:
+        values.setdefault(name[len(_CUSTOM_PREFIX):], values[name])
+    return values
+
+
 def pipeline_names(store) -> list[str]:
     return sorted(c.name for c in store.get_contexts_by_type("pipeline"))
 
@@ -196,7 +209,7 @@ def _read_snapshot(store, pipeline_name: str, source: str) -> Snapshot:
     for a in store.get_artifacts_by_id(artifact_ids) if artifact_ids else []:
         artifacts[str(a.id)] = Artifact(
             id=str(a.id), type=canonical_type(a.type or artifact_types.get(a.type_id, "")), uri=a.uri,
-            properties=_plain_properties(a), create_time_ms=a.create_time_since_epoch,
+            properties=_artifact_properties(a), create_time_ms=a.create_time_since_epoch,
             state=metadata_store_pb2.Artifact.State.Name(a.state))
     return Snapshot(pipeline_name=pipeline_name, source=source, artifacts=artifacts, executions=executions,
                     runs=runs)

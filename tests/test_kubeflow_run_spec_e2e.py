@@ -143,4 +143,6 @@ def test_bertpipe_lineage_reads_the_spec_runs_store(spec_run, capsys):
     # TFX's entrypoint reports custom properties as `custom:NAME` (ImportExampleGen's span here).
     assert [e["span"] for e in lineage["examples"]] == [0]
     assert cli.main(["lineage", "runs", "--json", "--metadata_path", str(spec_run / "metadata.sqlite")]) == 0
-    assert [run["spans"] for run in json.loads(capsys.readouterr().out)["result"]] == [[0]]
+    runs = json.loads(capsys.readouterr().out)["result"]
+    # The resolver test above may add a run of its own (no model) to this store.
+    assert [run["spans"] for run in runs if run["model"]] == [[0]]

@@ -102,29 +102,18 @@ def _plain_properties(message) -> dict[str, Any]:
     return values
 
 
-# How Vertex ML Metadata (and `bertpipe run-spec`, which plays it) names a task's input
-# parameters, i.e. the TFX execution properties, in the execution's metadata.
+# How Vertex ML Metadata (and `bertpipe run-spec`, which plays it) names what TFX calls plain
+# names: a task's input parameters (the TFX execution properties) in the execution's metadata,
+# and an artifact's custom properties as TFX's Kubeflow V2 entrypoint reports them.
 _PARAMETER_PREFIX = "input:"
-
-
-def _execution_properties(execution) -> dict[str, Any]:
-    """An execution's properties by their TFX names, whether stored as TFX or as Vertex records them."""
-    values = _plain_properties(execution)
-    for name in [k for k in values if k.startswith(_PARAMETER_PREFIX)]:
-        values.setdefault(name[len(_PARAMETER_PREFIX):], values[name])
-    return values
-
-
-# How TFX's Kubeflow V2 entrypoint names an artifact's custom properties in the metadata it
-# reports to the orchestrator (Vertex ML Metadata, or `bertpipe run-spec`'s store).
 _CUSTOM_PREFIX = "custom:"
 
 
-def _artifact_properties(artifact) -> dict[str, Any]:
-    """An artifact's properties by their TFX names, whether stored as TFX or as Vertex records them."""
-    values = _plain_properties(artifact)
-    for name in [k for k in values if k.startswith(_CUSTOM_PREFIX)]:
-        values.setdefault(name[len(_CUSTOM_PREFIX):], values[name])
+def _properties_by_tfx_name(message, vertex_prefix: str) -> dict[str, Any]:
+    """A message's properties, each also under its TFX name when stored as `<vertex_prefix>NAME`."""
+    values = _plain_properties(message)
+    for name in [k for k in values if k.startswith(vertex_prefix)]:
+        values.setdefault(name[len(vertex_prefix):], values[name])
     return values
 
 
@@ -198,7 +187,8 @@ def _read_snapshot(store, pipeline_name: str, source: str) -> Snapshot:
         type_name = e.type or execution_types.get(e.type_id, "")
         executions[str(execution_id)] = Execution(
             id=str(execution_id), node_id=node_of.get(execution_id, type_name.rsplit(".", 1)[-1]), type=type_name,
-            state=metadata_store_pb2.Execution.State.Name(e.last_known_state), properties=_execution_properties(e),
+            state=metadata_store_pb2.Execution.State.Name(e.last_known_state),
+            properties=_properties_by_tfx_name(e, _PARAMETER_PREFIX),
             inputs=inputs[execution_id], outputs=outputs[execution_id],
             start_ms=e.create_time_since_epoch, end_ms=e.last_update_time_since_epoch)
 
@@ -209,7 +199,7 @@ def _read_snapshot(store, pipeline_name: str, source: str) -> Snapshot:
     for a in store.get_artifacts_by_id(artifact_ids) if artifact_ids else []:
         artifacts[str(a.id)] = Artifact(
             id=str(a.id), type=canonical_type(a.type or artifact_types.get(a.type_id, "")), uri=a.uri,
-            properties=_artifact_properties(a), create_time_ms=a.create_time_since_epoch,
+            properties=_properties_by_tfx_name(a, _CUSTOM_PREFIX), create_time_ms=a.create_time_since_epoch,
             state=metadata_store_pb2.Artifact.State.Name(a.state))
     return Snapshot(pipeline_name=pipeline_name, source=source, artifacts=artifacts, executions=executions,
                     runs=runs)

@@ -5,7 +5,7 @@ The spec's components run in one container image that has this project installed
 paths inside it. Vertex AI keeps ML-metadata itself, so no connection config is set.
 
 Everything Vertex AI would reject later is checked here, before a spec is written: the
-image names, gs:// locations, and the Trainer's machine spec (kubeflow/training_resources.py)
+image names, gs:// locations, and the Trainer's machine spec (pipeline/vertex_resources.py)
 against the batch size it must split.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
-from kubeflow.names import check_gcs_uri, check_image
-from kubeflow.training_resources import TrainerResources, VertexResources
+from pipeline.names import check_gcs_uri, check_image
+from pipeline.vertex_resources import TrainerResources, VertexResources
 from pipeline import code_version as code_version_lib
 from pipeline.config import DEFAULT_CORPUS, PipelineConfig, bert_config_dict
 from pipeline.pipeline import create_pipeline

@@ -23,7 +23,7 @@ import os
 import re
 from typing import Any, Callable, Optional
 
-from kubeflow.names import check_gcs_uri
+from pipeline.names import check_gcs_uri
 
 # Vertex AI / Google Cloud label rules: keys start with a lowercase letter; keys and values
 # are at most 63 lowercase letters, digits, '_' or '-'.

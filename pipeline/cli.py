@@ -169,12 +169,12 @@ def _retrain_locked(args: argparse.Namespace, config: PipelineConfig, paths: Loc
 
 def vertex_resources_from_args(args: argparse.Namespace):
     """The VertexResources of `bertpipe compile`'s --trainer_* and --step_* flags (None if none given)."""
-    from kubeflow import training_resources  # Light: no TFX, no TensorFlow.
+    from pipeline import vertex_resources  # Light: no TFX, no TensorFlow.
 
     trainer = None
     if any(v is not None for v in (args.trainer_machine_type, args.trainer_gpu, args.trainer_gpu_count,
                                    args.trainer_tpu, args.trainer_workers, args.trainer_image)):
-        trainer = training_resources.trainer_resources(
+        trainer = vertex_resources.trainer_resources(
             region=args.region, project=args.project, image=args.trainer_image or args.image,
             machine_type=args.trainer_machine_type, gpu=args.trainer_gpu, gpu_count=args.trainer_gpu_count,
             tpu=args.trainer_tpu, workers=args.trainer_workers if args.trainer_workers is not None else 1)
@@ -183,14 +183,14 @@ def vertex_resources_from_args(args: argparse.Namespace):
                              "(TensorFlow and libtpu as built for Cloud TPU VMs).")
     steps = None
     if args.step_cpu is not None or args.step_memory_gb is not None:
-        steps = training_resources.StepResources(cpu_limit=args.step_cpu, memory_limit_gb=args.step_memory_gb)
+        steps = vertex_resources.StepResources(cpu_limit=args.step_cpu, memory_limit_gb=args.step_memory_gb)
     if trainer is None and steps is None:
         return None
-    return training_resources.VertexResources(trainer=trainer, steps=steps)
+    return vertex_resources.VertexResources(trainer=trainer, steps=steps)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from kubeflow.names import check_gcs_uri, check_image  # Light: flag errors come before TFX's import.
+    from pipeline.names import check_gcs_uri, check_image  # Light: flag errors come before TFX's import.
 
     config = config_from_args(args)
     check_image("--image", args.image)

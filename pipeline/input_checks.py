@@ -94,6 +94,13 @@ def check_examples_dir(examples_dir: str, presplit: bool) -> None:
                              f"it, or remove it from {examples_dir}.")
 
 
+def examples_are_presplit(examples_dir: str) -> bool:
+    """Whether an --examples directory holds train/ and eval/ subdirectories (else one split)."""
+    import tensorflow as tf  # Deferred: only this check needs gfile (local or gs://).
+
+    return all(tf.io.gfile.isdir(os.path.join(examples_dir, split)) for split in ("train", "eval"))
+
+
 def check_output_dirs(paths) -> None:
     """The run's output directories can be created and written (pipeline.local_paths.LocalPaths)."""
     check_writable_dirs([(paths.pipeline_root, "--output_dir/--pipeline_root"),
@@ -106,10 +113,8 @@ def check_local_run(config, paths) -> None:
 
     Args:
       config: the run's pipeline.config.PipelineConfig.
-      paths: its pipeline.local_runner.LocalPaths.
+      paths: its pipeline.local_paths.LocalPaths.
     """
-    from pipeline.local_runner import examples_are_presplit  # Deferred: local_runner imports TFX.
-
     check_output_dirs(paths)
     if config.examples_dir:
         check_examples_dir(config.examples_dir, examples_are_presplit(config.examples_dir))

@@ -25,13 +25,6 @@ from pipeline.pipeline import create_pipeline
 from pipeline import run_summary
 
 
-def examples_are_presplit(examples_dir: str) -> bool:
-    """Whether an --examples directory holds train/ and eval/ subdirectories (else one split)."""
-    import tensorflow as tf  # Deferred: only this check needs gfile (local or gs://).
-
-    return all(tf.io.gfile.isdir(os.path.join(examples_dir, split)) for split in ("train", "eval"))
-
-
 def default_beam_args(direct_num_workers: int) -> list[str]:
     """DirectRunner with threads: the data job's heavy steps release the GIL, and threads
     avoid each worker process's TensorFlow import and Beam's shutdown wait."""
@@ -123,7 +116,7 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
         store_name = mysql.describe()
     with run_lock.hold(locked_locations(paths, mysql is not None)), private_tmp.private_tmpdir():
         return _run_locked(config, paths, connection, store_name, beam_pipeline_args, enable_cache,
-                           examples_presplit=examples_are_presplit(resolved.examples_dir)
+                           examples_presplit=input_checks.examples_are_presplit(resolved.examples_dir)
                            if resolved.examples_dir else True, retraining=retraining)
 
 

@@ -45,7 +45,7 @@ from components.pusher.executor import AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
 from components.trainer.params import TrainerParams
-from kubeflow.training_resources import VertexResources
+from pipeline.vertex_resources import VertexResources
 from pipeline.config import PipelineConfig
 
 RUN_FN = "components.trainer.run_fn.run_fn"

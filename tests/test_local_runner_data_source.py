@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import PipelineConfig
-from pipeline.local_runner import check_data_source, examples_are_presplit
+from pipeline.input_checks import examples_are_presplit
+from pipeline.local_runner import check_data_source
 
 
 def test_examples_span_pattern_resolves_to_the_newest_span_directory(tmp_path):

@@ -124,17 +124,6 @@ def _store_with_two_runs(path: str):
     return config, runs
 
 
-def test_the_summary_is_of_the_callers_run_not_the_newest(tmp_path, monkeypatch):
-    config, _ = _store_with_two_runs(str(tmp_path / "m.sqlite"))
-    monkeypatch.setattr(run_summary, "read_eval_metrics", lambda uri: {"uri": uri})
-    summary = run_summary.summarize(config, "p", "run-a", metadata_path="m.sqlite")
-    assert summary.run_id == "run-a" and summary.model_uri == "/m/run-a"
-    assert summary.metrics == {"uri": "/e/run-a"} and summary.pushed_uri == "/serving/run-a"
-    assert run_summary.summarize(config, "p", "run-b", metadata_path="m").model_uri == "/m/run-b"
-    with pytest.raises(ValueError, match="'run-c'"):
-        run_summary.summarize(config, "p", "run-c", metadata_path="m")
-
-
 def test_executions_a_killed_run_left_running_are_canceled(tmp_path):
     config, runs = _store_with_two_runs(str(tmp_path / "m.sqlite"))
     assert sorted(interrupted_runs.cancel_unfinished_executions(config, "p")) == sorted(runs.values())

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from google.cloud.aiplatform_v1.types import AcceleratorType, MachineSpec
 
-from kubeflow import training_resources as tr
-from kubeflow.names import check_gcs_uri, check_image
+from pipeline import vertex_resources as tr
+from pipeline.names import check_gcs_uri, check_image
 from pipeline import cli
 
 IMAGE = "gcr.io/my-project/bert:1"

@@ -27,7 +27,7 @@ import dataclasses
 import re
 from typing import Optional
 
-from kubeflow.names import check_image
+from pipeline.names import check_image
 
 
 @dataclasses.dataclass(frozen=True)

@@ -263,8 +263,13 @@ def wait(job, console_link: str, read_metrics: Optional[Callable[[str], dict]] =
 
 
 def write_summary(path: str, outcome: RunOutcome) -> None:
-    """Adds the Markdown summary after what `path` already holds (every step of a GitHub job
-    appends to GITHUB_STEP_SUMMARY); written to a temporary file, then renamed into place."""
+    """Adds the run's Markdown summary after what `path` already holds (see append_markdown)."""
+    append_markdown(path, outcome.markdown())
+
+
+def append_markdown(path: str, text: str) -> None:
+    """Adds `text` after what `path` already holds (every step of a GitHub job appends to
+    GITHUB_STEP_SUMMARY); written to a temporary file, then renamed into place."""
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     before = ""
@@ -273,5 +278,5 @@ def write_summary(path: str, outcome: RunOutcome) -> None:
             before = f.read()
     staging = f"{path}.partial"
     with open(staging, "w", encoding="utf-8") as f:
-        f.write(before + outcome.markdown())
+        f.write(before + text)
     os.replace(staging, path)

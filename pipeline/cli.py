@@ -239,11 +239,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     if args.summary_file and not args.wait:
         raise ValueError("--summary_file needs --wait: the summary reports the finished run.")
+    if args.force and not args.if_new_span:
+        raise ValueError("--force goes with --if_new_span (without it the spec is always submitted).")
     request = submit.request_from(
         args.spec, project=args.project, region=args.region, pipeline_root=args.pipeline_root,
         service_account=args.service_account, network=args.network, enable_caching=args.enable_caching,
         labels=args.label, encryption_key=args.encryption_key, parameters=args.parameter,
         display_name=args.display_name)
+    if args.if_new_span:
+        from kubeflow import vertex_retrain  # Deferred, as above.
+
+        decision = vertex_retrain.decide(submit.load_spec(args.spec), args.spec, args.project, args.region,
+                                         force=args.force)
+        if not decision.run:
+            line = f"submit: {decision.reason}; no pipeline job was created."
+            print(line)
+            if args.summary_file:
+                submit.append_markdown(args.summary_file, f"## BERT retraining on Vertex AI: not submitted\n\n{line}\n")
+            return 0
+        print(f"submit: {decision.reason}.", flush=True)
     job, link = submit.submit(request)
     print(f"Submitted {job.resource_name}\n  console: {link}", flush=True)
     if not args.wait:
@@ -349,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub_.add_argument("--parameter", action="extend", nargs="+", metavar="NAME=VALUE",
                       help="runtime parameters (several after one flag, or the flag repeated)")
     sub_.add_argument("--display_name", help="the run's display name (default: the pipeline's name)")
+    sub_.add_argument("--if_new_span", action="store_true",
+                      help="a retraining spec: submit only if its data pattern (on Cloud Storage) has a span newer "
+                           "than the latest blessed model's in Vertex ML Metadata (or none is blessed yet); "
+                           "otherwise print why and exit 0 without creating a job")
+    sub_.add_argument("--force", action="store_true", help="with --if_new_span: submit even if no new span arrived")
     sub_.add_argument("--wait", action="store_true", help="wait for the run to end and print what it produced")
     sub_.add_argument("--summary_file", help="with --wait: append a Markdown summary here "
                                              "(e.g. $GITHUB_STEP_SUMMARY)")

@@ -11,6 +11,7 @@ against the batch size it must split.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Optional
 
@@ -89,8 +90,48 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                                                                          use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=staging)
     runner.run(pipeline, write_out=True)
+    mark_resolver_inputs_optional_in_file(os.path.join(output_dir, staging))
     os.replace(os.path.join(output_dir, staging), output_path)
     return output_path
+
+
+def mark_resolver_inputs_optional(job: dict) -> list[tuple[str, str]]:
+    """Marks `isOptional` every input artifact that a resolver task feeds; returns the
+    (component, input) pairs it marked.
+
+    A resolver may find nothing: on the first retraining run there is no blessed model, so
+    the Trainer's base_model, the Evaluator's baseline_model and the model resolver's
+    `input` (the blessing) are empty. The pipeline spec treats an input artifact without
+    `isOptional` as required, and TFX 1.16's Kubeflow V2 compiler sets it on none (KFP's own
+    compiler sets it for `Optional[Input[...]] = None`), so the spec says what the executors
+    already accept: TFX's Trainer and Evaluator run without base_model / baseline_model.
+    """
+    spec = job["pipelineSpec"]
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    components = spec["components"]
+
+    def is_resolver(task_name: str) -> bool:
+        component = components[spec["root"]["dag"]["tasks"][task_name]["componentRef"]["name"]]
+        return "resolver" in executors.get(component.get("executorLabel", ""), {})
+
+    marked = []
+    for task in spec["root"]["dag"]["tasks"].values():
+        definitions = components[task["componentRef"]["name"]].get("inputDefinitions", {}).get("artifacts", {})
+        for key, source in task.get("inputs", {}).get("artifacts", {}).items():
+            producer = source.get("taskOutputArtifact", {}).get("producerTask")
+            if producer and is_resolver(producer) and key in definitions:
+                definitions[key]["isOptional"] = True
+                marked.append((task["componentRef"]["name"], key))
+    return sorted(marked)
+
+
+def mark_resolver_inputs_optional_in_file(path: str) -> None:
+    """mark_resolver_inputs_optional on a PipelineJob JSON file, in place."""
+    with open(path, encoding="utf-8") as f:
+        job = json.load(f)
+    if mark_resolver_inputs_optional(job):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(job, f, sort_keys=True)  # as KubeflowV2DagRunner writes it
 
 
 def _check_batch_split(config: PipelineConfig, trainer: TrainerResources) -> None:

@@ -10,7 +10,8 @@ Task by task in dependency order:
     or reuses a LIVE one with that URI and type unless `reimport` is set;
   - resolver tasks (no container): their artifact filters are answered from the metadata
     store (kubeflow/metadata_queries.py), latest first; an empty answer leaves the
-    downstream input empty.
+    downstream input out if the consumer declares it `isOptional` (kubeflow/runner.py marks
+    every resolver-fed input so), and fails the consumer otherwise, as on Vertex AI.
 Every task's execution, artifacts and events go into a local ML-metadata store that plays
 Vertex ML Metadata (kubeflow/local_metadata.py). Tasks run one at a time; there is no
 cache (each run executes every task). It never calls TFX's LocalDagRunner.
@@ -123,7 +124,7 @@ class SpecRunner:
         task = self.job.tasks[name]
         executor = self.job.executor(name)
         parameters = executor_input_lib.resolve_parameters(name, task, self.parameters, self.produced_parameters)
-        inputs = executor_input_lib.resolve_artifacts(name, task, self.produced)
+        inputs = executor_input_lib.resolve_artifacts(name, task, self.produced, self.job.component(name))
         kind = executor.WhichOneof("spec")
         execution_type = {"container": local_metadata.CONTAINER_EXECUTION_TYPE,
                           "importer": local_metadata.IMPORTER_EXECUTION_TYPE,

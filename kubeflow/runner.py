@@ -32,7 +32,7 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
                      examples_presplit: bool = True, code_version: Optional[dict] = None,
                      retraining: bool = False, vertex_resources: Optional[VertexResources] = None,
-                     local_run: bool = False) -> str:
+                     local_run: bool = False, model_registry: Optional[dict] = None) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
 
     The spec uses pipeline spec schema 2.1: with 2.0, TFX's container entrypoint reads exec
@@ -49,6 +49,8 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         (None: every step runs in a pipeline task on Vertex AI's default machine).
       local_run: the spec is for `bertpipe run-spec` on this machine, so a local pipeline root
         and serving directory are allowed (Vertex AI itself needs gs://).
+      model_registry: a RegistryTarget dict (components/pusher/model_registry.py): the Pusher
+        also uploads a blessed model to Vertex AI Model Registry.
 
     Returns:
       output_path.
@@ -76,11 +78,17 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         # (A --local_run spec runs here, where the checkout's corpus is.)
         config = config.replace(corpus_pattern=IMAGE_DEFAULT_CORPUS)
     serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
+    code_version = code_version or code_version_lib.current().to_dict()
+    if model_registry:
+        # The registered versions' code_version label: the code this spec was compiled from.
+        model_registry = {**model_registry,
+                          "code_version": code_version.get("git_commit") or code_version.get("source_hash") or ""}
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
-                               code_version=code_version or code_version_lib.current().to_dict(),
-                               retraining=retraining, vertex_resources=vertex_resources)
+                               code_version=code_version,
+                               retraining=retraining, vertex_resources=vertex_resources,
+                               model_registry=model_registry)
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 LOG_FILE = "task.log"
 DRIVER_OUTPUT_FILE = "driver_output.json"
+PUSHER_TASK = "Pusher"  # create_pipeline's Pusher: the task whose output the summary starts from
 _INPUT_ARTIFACT_PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]")
 
 
@@ -263,6 +264,19 @@ def _check_supported(job: pipeline_job_lib.PipelineJob, name: str) -> None:
     kind = job.executor(name).WhichOneof("spec")
     if kind not in ("container", "importer", "resolver"):
         raise ValueError(f"{job.path}: task {name} has a {kind} executor, which run-spec does not support.")
+
+
+def summarize(result: JobResult):
+    """What the job produced, as `bertpipe run` reports it (pipeline/run_summary.py, which
+    follows the job's own executions in the store: its Pusher's pushed model, the model and
+    blessing that Pusher read, their Evaluator's evaluation); None for a spec without a
+    Pusher task (nothing to report on)."""
+    if not any(task.name == PUSHER_TASK for task in result.tasks):
+        return None
+    from pipeline import run_summary  # Deferred: TFMA's reader.
+
+    return run_summary.summarize(run_summary.sqlite_readonly(result.metadata_path), result.pipeline_name,
+                                 result.job_name, metadata_path=result.metadata_path)
 
 
 def run_spec(spec_path: str, pipeline_root: Optional[str], metadata_path: str,

@@ -3,7 +3,7 @@
     bertpipe submit SPEC.json --project P --region R [--pipeline_root gs://...]
         [--service_account SA] [--network NET] [--enable_caching true|false] [--label k=v ...]
         [--encryption_key KMS_NAME] [--parameter name=value ...] [--display_name NAME]
-        [--wait] [--summary_file PATH]
+        [--if_new_span [--force]] [--wait] [--summary_file PATH]
 
 It builds `google.cloud.aiplatform.PipelineJob` and calls `.submit(service_account=,
 network=)`, which sends Vertex AI a CreatePipelineJobRequest; then it prints the run's
@@ -13,7 +13,9 @@ task output), the blessing and where the Pusher pushed; a job that did not succe
 non-zero. --summary_file writes the same as Markdown (e.g. $GITHUB_STEP_SUMMARY).
 
 Everything checkable is checked before a request is sent: the spec file, the gs:// root,
-label syntax (Vertex AI's rules), parameter names and types against the spec.
+label syntax (Vertex AI's rules), parameter names and types against the spec. With
+--if_new_span a retraining spec is submitted only if its data has a span no blessed model
+has seen (kubeflow/vertex_retrain.py); otherwise no job is created and the command exits 0.
 """
 from __future__ import annotations
 

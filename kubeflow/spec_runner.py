@@ -11,7 +11,7 @@ Task by task in dependency order:
   - resolver tasks (no container): their artifact filters are answered from the metadata
     store (kubeflow/metadata_queries.py), latest first; an empty answer leaves the
     downstream input out if the consumer declares it `isOptional` (kubeflow/runner.py marks
-    every resolver-fed input so), and fails the consumer otherwise, as on Vertex AI.
+    every resolver-fed input so), and fails the consumer otherwise, as the spec states it.
 Every task's execution, artifacts and events go into a local ML-metadata store that plays
 Vertex ML Metadata (kubeflow/local_metadata.py). Tasks run one at a time; there is no
 cache (each run executes every task). It never calls TFX's LocalDagRunner.

@@ -63,10 +63,25 @@ def resolve_parameters(task_name: str, task: pipeline_spec_pb2.PipelineTaskSpec,
 
 
 def resolve_artifacts(task_name: str, task: pipeline_spec_pb2.PipelineTaskSpec,
-                      produced: ProducedArtifacts) -> dict[str, ArtifactList]:
-    """The task's input artifacts from its producers' outputs. An empty upstream output (a
-    resolver that found nothing) leaves the input out: the executor sees no such input,
-    as an optional input on Vertex AI."""
+                      produced: ProducedArtifacts,
+                      component: Optional[pipeline_spec_pb2.ComponentSpec] = None) -> dict[str, ArtifactList]:
+    """The task's input artifacts from its producers' outputs.
+
+    An empty upstream output (a resolver that found nothing) leaves an input the component
+    declares `isOptional` out: the executor sees no such input. A required input (isOptional
+    unset) with nothing upstream fails the task before it runs: the spec says the task cannot
+    run without it, and KFP's open-source driver has nothing to hand over then ("cannot find
+    output artifact"); Vertex AI does not document running such a task.
+
+    Args:
+      component: the task's ComponentSpec, whose input definitions say which inputs are
+        optional (None: every input is treated as optional).
+
+    Raises:
+      ValueError: an input given other than as a task output, an upstream task that has
+        not run, or a required input with nothing upstream.
+    """
+    definitions = component.input_definitions.artifacts if component is not None else None
     artifacts = {}
     for name, spec in task.inputs.artifacts.items():
         if spec.WhichOneof("kind") != "task_output_artifact":
@@ -77,6 +92,10 @@ def resolve_artifacts(task_name: str, task: pipeline_spec_pb2.PipelineTaskSpec,
             raise ValueError(f"Task {task_name} needs output {key[1]!r} of task {key[0]}, which has not run.")
         if produced[key]:
             artifacts[name] = list(produced[key])
+        elif definitions is not None and not (name in definitions and definitions[name].is_optional):
+            raise ValueError(f"Task {task_name}: its required input artifact {name!r} is empty ({key[0]} output "
+                             f"no {key[1]!r}) and the spec does not mark it isOptional. Inputs fed by a resolver must be "
+                             f"isOptional in the spec: recompile it with `bertpipe compile`.")
     return artifacts
 
 

@@ -11,6 +11,7 @@ against the batch size it must split.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Optional
 
@@ -31,7 +32,7 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                      serving_model_dir: Optional[str] = None, beam_pipeline_args: Optional[list[str]] = None,
                      examples_presplit: bool = True, code_version: Optional[dict] = None,
                      retraining: bool = False, vertex_resources: Optional[VertexResources] = None,
-                     local_run: bool = False) -> str:
+                     local_run: bool = False, model_registry: Optional[dict] = None) -> str:
     """Writes the PipelineSpec / PipelineJob JSON to `output_path` (temp file, then rename).
 
     The spec uses pipeline spec schema 2.1: with 2.0, TFX's container entrypoint reads exec
@@ -48,6 +49,8 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         (None: every step runs in a pipeline task on Vertex AI's default machine).
       local_run: the spec is for `bertpipe run-spec` on this machine, so a local pipeline root
         and serving directory are allowed (Vertex AI itself needs gs://).
+      model_registry: a RegistryTarget dict (components/pusher/model_registry.py): the Pusher
+        also uploads a blessed model to Vertex AI Model Registry.
 
     Returns:
       output_path.
@@ -75,11 +78,17 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         # (A --local_run spec runs here, where the checkout's corpus is.)
         config = config.replace(corpus_pattern=IMAGE_DEFAULT_CORPUS)
     serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
+    code_version = code_version or code_version_lib.current().to_dict()
+    if model_registry:
+        # The registered versions' code_version label: the code this spec was compiled from.
+        model_registry = {**model_registry,
+                          "code_version": code_version.get("git_commit") or code_version.get("source_hash") or ""}
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
-                               code_version=code_version or code_version_lib.current().to_dict(),
-                               retraining=retraining, vertex_resources=vertex_resources)
+                               code_version=code_version,
+                               retraining=retraining, vertex_resources=vertex_resources,
+                               model_registry=model_registry)
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
     os.makedirs(output_dir, exist_ok=True)
@@ -89,8 +98,48 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                                                                          use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=staging)
     runner.run(pipeline, write_out=True)
+    mark_resolver_inputs_optional_in_file(os.path.join(output_dir, staging))
     os.replace(os.path.join(output_dir, staging), output_path)
     return output_path
+
+
+def mark_resolver_inputs_optional(job: dict) -> list[tuple[str, str]]:
+    """Marks `isOptional` every input artifact that a resolver task feeds; returns the
+    (component, input) pairs it marked.
+
+    A resolver may find nothing: on the first retraining run there is no blessed model, so
+    the Trainer's base_model, the Evaluator's baseline_model and the model resolver's
+    `input` (the blessing) are empty. The pipeline spec treats an input artifact without
+    `isOptional` as required, and TFX 1.16's Kubeflow V2 compiler sets it on none (KFP's own
+    compiler sets it for `Optional[Input[...]] = None`), so the spec says what the executors
+    already accept: TFX's Trainer and Evaluator run without base_model / baseline_model.
+    """
+    spec = job["pipelineSpec"]
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    components = spec["components"]
+
+    def is_resolver(task_name: str) -> bool:
+        component = components[spec["root"]["dag"]["tasks"][task_name]["componentRef"]["name"]]
+        return "resolver" in executors.get(component.get("executorLabel", ""), {})
+
+    marked = []
+    for task in spec["root"]["dag"]["tasks"].values():
+        definitions = components[task["componentRef"]["name"]].get("inputDefinitions", {}).get("artifacts", {})
+        for key, source in task.get("inputs", {}).get("artifacts", {}).items():
+            producer = source.get("taskOutputArtifact", {}).get("producerTask")
+            if producer and is_resolver(producer) and key in definitions:
+                definitions[key]["isOptional"] = True
+                marked.append((task["componentRef"]["name"], key))
+    return sorted(marked)
+
+
+def mark_resolver_inputs_optional_in_file(path: str) -> None:
+    """mark_resolver_inputs_optional on a PipelineJob JSON file, in place."""
+    with open(path, encoding="utf-8") as f:
+        job = json.load(f)
+    if mark_resolver_inputs_optional(job):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(job, f, sort_keys=True)  # as KubeflowV2DagRunner writes it
 
 
 def _check_batch_split(config: PipelineConfig, trainer: TrainerResources) -> None:

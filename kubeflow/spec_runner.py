@@ -10,7 +10,8 @@ Task by task in dependency order:
     or reuses a LIVE one with that URI and type unless `reimport` is set;
   - resolver tasks (no container): their artifact filters are answered from the metadata
     store (kubeflow/metadata_queries.py), latest first; an empty answer leaves the
-    downstream input empty.
+    downstream input out if the consumer declares it `isOptional` (kubeflow/runner.py marks
+    every resolver-fed input so), and fails the consumer otherwise, as the spec states it.
 Every task's execution, artifacts and events go into a local ML-metadata store that plays
 Vertex ML Metadata (kubeflow/local_metadata.py). Tasks run one at a time; there is no
 cache (each run executes every task). It never calls TFX's LocalDagRunner.
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 LOG_FILE = "task.log"
 DRIVER_OUTPUT_FILE = "driver_output.json"
+PUSHER_TASK = "Pusher"  # create_pipeline's Pusher: the task whose output the summary starts from
 _INPUT_ARTIFACT_PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]")
 
 
@@ -123,7 +125,7 @@ class SpecRunner:
         task = self.job.tasks[name]
         executor = self.job.executor(name)
         parameters = executor_input_lib.resolve_parameters(name, task, self.parameters, self.produced_parameters)
-        inputs = executor_input_lib.resolve_artifacts(name, task, self.produced)
+        inputs = executor_input_lib.resolve_artifacts(name, task, self.produced, self.job.component(name))
         kind = executor.WhichOneof("spec")
         execution_type = {"container": local_metadata.CONTAINER_EXECUTION_TYPE,
                           "importer": local_metadata.IMPORTER_EXECUTION_TYPE,
@@ -262,6 +264,19 @@ def _check_supported(job: pipeline_job_lib.PipelineJob, name: str) -> None:
     kind = job.executor(name).WhichOneof("spec")
     if kind not in ("container", "importer", "resolver"):
         raise ValueError(f"{job.path}: task {name} has a {kind} executor, which run-spec does not support.")
+
+
+def summarize(result: JobResult):
+    """What the job produced, as `bertpipe run` reports it (pipeline/run_summary.py, which
+    follows the job's own executions in the store: its Pusher's pushed model, the model and
+    blessing that Pusher read, their Evaluator's evaluation); None for a spec without a
+    Pusher task (nothing to report on)."""
+    if not any(task.name == PUSHER_TASK for task in result.tasks):
+        return None
+    from pipeline import run_summary  # Deferred: TFMA's reader.
+
+    return run_summary.summarize(run_summary.sqlite_readonly(result.metadata_path), result.pipeline_name,
+                                 result.job_name, metadata_path=result.metadata_path)
 
 
 def run_spec(spec_path: str, pipeline_root: Optional[str], metadata_path: str,

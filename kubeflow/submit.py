@@ -3,7 +3,7 @@
     bertpipe submit SPEC.json --project P --region R [--pipeline_root gs://...]
         [--service_account SA] [--network NET] [--enable_caching true|false] [--label k=v ...]
         [--encryption_key KMS_NAME] [--parameter name=value ...] [--display_name NAME]
-        [--wait] [--summary_file PATH]
+        [--if_new_span [--force]] [--wait] [--summary_file PATH]
 
 It builds `google.cloud.aiplatform.PipelineJob` and calls `.submit(service_account=,
 network=)`, which sends Vertex AI a CreatePipelineJobRequest; then it prints the run's
@@ -13,7 +13,9 @@ task output), the blessing and where the Pusher pushed; a job that did not succe
 non-zero. --summary_file writes the same as Markdown (e.g. $GITHUB_STEP_SUMMARY).
 
 Everything checkable is checked before a request is sent: the spec file, the gs:// root,
-label syntax (Vertex AI's rules), parameter names and types against the spec.
+label syntax (Vertex AI's rules), parameter names and types against the spec. With
+--if_new_span a retraining spec is submitted only if its data has a span no blessed model
+has seen (kubeflow/vertex_retrain.py); otherwise no job is created and the command exits 0.
 """
 from __future__ import annotations
 
@@ -263,8 +265,13 @@ def wait(job, console_link: str, read_metrics: Optional[Callable[[str], dict]] =
 
 
 def write_summary(path: str, outcome: RunOutcome) -> None:
-    """Adds the Markdown summary after what `path` already holds (every step of a GitHub job
-    appends to GITHUB_STEP_SUMMARY); written to a temporary file, then renamed into place."""
+    """Adds the run's Markdown summary after what `path` already holds (see append_markdown)."""
+    append_markdown(path, outcome.markdown())
+
+
+def append_markdown(path: str, text: str) -> None:
+    """Adds `text` after what `path` already holds (every step of a GitHub job appends to
+    GITHUB_STEP_SUMMARY); written to a temporary file, then renamed into place."""
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     before = ""
@@ -273,5 +280,5 @@ def write_summary(path: str, outcome: RunOutcome) -> None:
             before = f.read()
     staging = f"{path}.partial"
     with open(staging, "w", encoding="utf-8") as f:
-        f.write(before + outcome.markdown())
+        f.write(before + text)
     os.replace(staging, path)

@@ -189,6 +189,20 @@ def vertex_resources_from_args(args: argparse.Namespace):
     return vertex_resources.VertexResources(trainer=trainer, steps=steps)
 
 
+def registry_target_from_args(args: argparse.Namespace) -> Optional[dict]:
+    """The Pusher's Vertex AI Model Registry target of `compile --registry_model` (None without it)."""
+    if not args.registry_model:
+        if args.registry_serving_image:
+            raise ValueError("--registry_serving_image goes with --registry_model.")
+        return None
+    from components.pusher import model_registry  # Light: no TFX, no Google Cloud client.
+
+    target = model_registry.RegistryTarget(
+        project=args.project, region=args.region, model_id=args.registry_model,
+        serving_image=args.registry_serving_image or model_registry.default_serving_image(args.region or ""))
+    return target.to_dict()  # compile_pipeline adds the code version it compiles with
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from pipeline.names import check_gcs_uri, check_image  # Light: flag errors come before TFX's import.
 
@@ -197,12 +211,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if not args.local_run:
         check_gcs_uri("--pipeline_root", args.pipeline_root)
     vertex_resources = vertex_resources_from_args(args)
+    model_registry = registry_target_from_args(args)
     from kubeflow import runner  # Deferred, as above.
 
     path = runner.compile_pipeline(config, pipeline_root=args.pipeline_root, output_path=args.output,
                                    image=args.image, serving_model_dir=args.serving_dir,
                                    beam_pipeline_args=list(args.beam_arg or []), retraining=args.retrain,
-                                   vertex_resources=vertex_resources, local_run=args.local_run)
+                                   vertex_resources=vertex_resources, local_run=args.local_run,
+                                   model_registry=model_registry)
     print(f"Wrote the Vertex AI pipeline spec to {path}")
     return 0
 
@@ -218,6 +234,9 @@ def cmd_run_spec(args: argparse.Namespace) -> int:
         overrides[name] = value
     result = spec_runner.run_spec(args.spec, args.pipeline_root, args.metadata_path, overrides)
     print(result.render())
+    summary = spec_runner.summarize(result)
+    if summary is not None:  # as `bertpipe run` ends: metrics, blessing, push
+        print(summary.render())
     return 0
 
 
@@ -239,11 +258,25 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     if args.summary_file and not args.wait:
         raise ValueError("--summary_file needs --wait: the summary reports the finished run.")
+    if args.force and not args.if_new_span:
+        raise ValueError("--force goes with --if_new_span (without it the spec is always submitted).")
     request = submit.request_from(
         args.spec, project=args.project, region=args.region, pipeline_root=args.pipeline_root,
         service_account=args.service_account, network=args.network, enable_caching=args.enable_caching,
         labels=args.label, encryption_key=args.encryption_key, parameters=args.parameter,
         display_name=args.display_name)
+    if args.if_new_span:
+        from kubeflow import vertex_retrain  # Deferred, as above.
+
+        decision = vertex_retrain.decide(submit.load_spec(args.spec), args.spec, args.project, args.region,
+                                         force=args.force)
+        if not decision.run:
+            line = f"submit: {decision.reason}; no pipeline job was created."
+            print(line)
+            if args.summary_file:
+                submit.append_markdown(args.summary_file, f"## BERT retraining on Vertex AI: not submitted\n\n{line}\n")
+            return 0
+        print(f"submit: {decision.reason}.", flush=True)
     job, link = submit.submit(request)
     print(f"Submitted {job.resource_name}\n  console: {link}", flush=True)
     if not args.wait:
@@ -314,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "from kubeflow/Dockerfile.tpu)")
     vertex.add_argument("--region", help="Vertex AI region of the training job, e.g. us-central1")
     vertex.add_argument("--project", help="Google Cloud project of the training job")
+    registry = comp.add_argument_group("Vertex AI Model Registry (needs --project and --region)")
+    registry.add_argument("--registry_model", metavar="NAME",
+                          help="upload each blessed, pushed model as a new version of the Model NAME (created on "
+                               "first use) and move its alias 'blessed' to it; labels: run, span, code_version")
+    registry.add_argument("--registry_serving_image",
+                          help="serving container of the registered versions (default: Vertex AI's prebuilt "
+                               "TensorFlow image, us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest, from "
+                               "the europe/asia registry for those regions)")
     steps = comp.add_argument_group("other steps' containers (KFP resource limits)")
     steps.add_argument("--step_cpu", type=float, help="CPU limit of each step's container, e.g. 8")
     steps.add_argument("--step_memory_gb", type=float, help="memory limit of each step's container in GB, e.g. 32")
@@ -349,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub_.add_argument("--parameter", action="extend", nargs="+", metavar="NAME=VALUE",
                       help="runtime parameters (several after one flag, or the flag repeated)")
     sub_.add_argument("--display_name", help="the run's display name (default: the pipeline's name)")
+    sub_.add_argument("--if_new_span", action="store_true",
+                      help="a retraining spec: submit only if its data pattern (on Cloud Storage) has a span newer "
+                           "than the latest blessed model's in Vertex ML Metadata (or none is blessed yet); "
+                           "otherwise print why and exit 0 without creating a job")
+    sub_.add_argument("--force", action="store_true", help="with --if_new_span: submit even if no new span arrived")
     sub_.add_argument("--wait", action="store_true", help="wait for the run to end and print what it produced")
     sub_.add_argument("--summary_file", help="with --wait: append a Markdown summary here "
                                              "(e.g. $GITHUB_STEP_SUMMARY)")

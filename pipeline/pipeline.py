@@ -41,7 +41,7 @@ from tfx.proto import example_gen_pb2
 from components.artifacts import Vocabulary
 from components.evaluator.eval_config import make_eval_config
 from components.pretraining_data import spans
-from components.pusher.executor import AtomicPusherExecutor
+from components.pusher.executor import REGISTRY_CONFIG_KEY, AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
 from components.trainer.params import TrainerParams
@@ -116,6 +116,7 @@ def create_pipeline(
     code_version: Optional[dict] = None,
     retraining: bool = False,
     vertex_resources: Optional[VertexResources] = None,
+    model_registry: Optional[dict] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -221,6 +222,7 @@ def create_pipeline(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+        custom_config={REGISTRY_CONFIG_KEY: model_registry} if model_registry else None,
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor))
     components.append(pusher)
 

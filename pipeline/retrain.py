@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Optional, Union
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -40,7 +40,7 @@ EXIT_CODES = {
 
 @dataclasses.dataclass(frozen=True)
 class BlessedModel:
-    id: int
+    id: Union[int, str]  # an MLMD id, or a Vertex ML Metadata artifact's resource name
     uri: str
     span: Optional[int]
 
@@ -96,8 +96,12 @@ def newest_span(config: PipelineConfig) -> int:
 
 def decide(config: PipelineConfig, metadata_path: str, force: bool = False) -> Decision:
     """Whether to run: a span newer than the latest blessed model's, no blessed model yet, or force."""
-    newest = newest_span(config)
-    blessed = latest_blessed_model(metadata_path, config.pipeline_name)
+    return decide_from(newest_span(config), latest_blessed_model(metadata_path, config.pipeline_name), force)
+
+
+def decide_from(newest: int, blessed: Optional[BlessedModel], force: bool = False) -> Decision:
+    """The decision from the data's newest span and the latest blessed model (None: none yet),
+    wherever they were read (a local store here, Vertex AI in kubeflow/vertex_retrain.py)."""
     if blessed is None:
         return Decision(True, f"no blessed model yet; training on span {newest}", newest, None)
     if blessed.span is None or newest > blessed.span:

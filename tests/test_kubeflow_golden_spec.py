@@ -2,7 +2,7 @@
 what Vertex AI's cache keys on for the Trainer: its inputs change with the trainer's code and
 with the BERT config.
 
-Regenerate the golden file after an intended change with
+Regenerate the golden files (the pipeline, and the retraining pipeline) after an intended change with
 
     UPDATE_GOLDEN=1 python -m pytest tests/test_kubeflow_golden_spec.py
 
@@ -23,6 +23,7 @@ from pipeline import cli, code_version
 from pipeline.config import local_default
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata", "expected_pipeline.json")
+RETRAIN_GOLDEN = os.path.join(os.path.dirname(GOLDEN), "expected_retrain_pipeline.json")
 COMPILE_FLAGS = ["--pipeline_root", "gs://bucket/bert", "--image", "gcr.io/project/bert-tfx-pipeline:golden"]
 # Values that change with the checkout or the installed SDK, not with the pipeline.
 VOLATILE_CODE_VERSION = {"git_commit": "<GIT_COMMIT>", "git_dirty": "<GIT_DIRTY>", "source_hash": "<SOURCE_HASH>"}
@@ -65,20 +66,25 @@ def _compile_cli(tmp_path, *extra) -> dict:
         return json.load(f)
 
 
-def test_compiled_spec_matches_the_golden_file(tmp_path):
-    rendered = _render(normalise(_compile_cli(tmp_path)))
+@pytest.mark.parametrize("golden,extra", [
+    (GOLDEN, []),
+    # The retraining spec: its resolver tasks, and the inputs they feed marked isOptional.
+    (RETRAIN_GOLDEN, ["--retrain", "--max_masked_lm_accuracy_drop", "0.01"]),
+], ids=["pipeline", "retrain"])
+def test_compiled_spec_matches_the_golden_file(tmp_path, golden, extra):
+    rendered = _render(normalise(_compile_cli(tmp_path, *extra)))
     if os.environ.get("UPDATE_GOLDEN"):
-        os.makedirs(os.path.dirname(GOLDEN), exist_ok=True)
-        staging = GOLDEN + ".partial"
+        os.makedirs(os.path.dirname(golden), exist_ok=True)
+        staging = golden + ".partial"
         with open(staging, "w", encoding="utf-8") as f:
             f.write(rendered)
-        os.replace(staging, GOLDEN)
-    with open(GOLDEN, encoding="utf-8") as f:
+        os.replace(staging, golden)
+    with open(golden, encoding="utf-8") as f:
         expected = f.read()
     if rendered != expected:
         diff = "".join(difflib.unified_diff(expected.splitlines(True), rendered.splitlines(True),
-                                            "expected_pipeline.json", "compiled", n=2))
-        pytest.fail(f"The compiled spec differs from {GOLDEN}; if intended, regenerate it with "
+                                            os.path.basename(golden), "compiled", n=2))
+        pytest.fail(f"The compiled spec differs from {golden}; if intended, regenerate it with "
                     f"UPDATE_GOLDEN=1 and review the diff:\n{diff[:6000]}")
 
 

@@ -1,9 +1,12 @@
-"""The compiled Vertex AI spec of the tiny pipeline, run task by task with `bertpipe run-spec`
-(TFX's container entrypoint in subprocesses, no LocalDagRunner), against the LocalDagRunner
-run of the same configuration; then the latest-blessed-model resolver answered from its store."""
+"""The compiled Vertex AI retraining spec of the tiny pipeline, run task by task with
+`bertpipe run-spec` (TFX's container entrypoint in subprocesses, no LocalDagRunner) as a first
+run (its resolvers find no blessed model), against the LocalDagRunner run of the same
+configuration; then the latest-blessed-model resolver answered from its store."""
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
 
 import pytest
@@ -23,14 +26,19 @@ TASKS = {"VocabularyGen", "PretrainingDataGen", "ImportExampleGen", "BertTrainer
 
 @pytest.fixture(scope="module")
 def spec_run(corpus_run, tmp_path_factory):
-    """Compiles the configuration of conftest's `corpus_run` (same corpus file and flags) with a
-    local pipeline root and runs the spec with run-spec."""
+    """Compiles the configuration of conftest's `corpus_run` (same corpus file and flags) as the
+    retraining spec with a local pipeline root and runs it with run-spec; what run-spec printed
+    is kept in run_spec.out."""
     out = tmp_path_factory.mktemp("spec_run")
     root, spec = out / "root", out / "pipeline.json"
     flags = ["--corpus", str(corpus_run / "corpus.txt")] + TINY_PIPELINE_FLAGS
-    compile_flags = ["--output", str(spec), "--pipeline_root", str(root), "--image", "local/bert-tfx-pipeline:dev", "--local_run"]
+    compile_flags = ["--output", str(spec), "--pipeline_root", str(root), "--image", "local/bert-tfx-pipeline:dev",
+                     "--local_run", "--retrain"]
     assert cli.main(["compile"] + compile_flags + flags) == 0
-    assert cli.main(["run-spec", str(spec), "--metadata_path", str(out / "metadata.sqlite")]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["run-spec", str(spec), "--metadata_path", str(out / "metadata.sqlite")]) == 0
+    (out / "run_spec.out").write_text(printed.getvalue())
     return out
 
 
@@ -60,6 +68,32 @@ def test_every_task_ran_its_container_command_and_completed(spec_run):
     recorded = example_gen.custom_properties["input:input_fingerprint"].string_value
     assert recorded == examples.custom_properties["input_fingerprint"].string_value
     assert sorted(os.listdir(examples.uri)) == ["Split-eval", "Split-train"]
+
+
+def test_first_run_resolvers_found_nothing_and_the_trainer_started_from_scratch(spec_run):
+    store = _store(spec_run)
+    resolvers = store.get_executions_by_type(local_metadata.RESOLVER_EXECUTION_TYPE)
+    assert {e.custom_properties["task_name"].string_value for e in resolvers} == {BLESSING_TASK, MODEL_TASK}
+    assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in resolvers)
+    assert len(store.get_artifacts_by_type("tfx.Model")) == 1  # no base model was resolved
+
+
+def test_run_spec_ends_with_the_summary_bertpipe_run_prints(spec_run):
+    """After the task table: the four do_eval metrics, the blessing and the push destination,
+    read from this job's executions (the same RunSummary `bertpipe run` prints)."""
+    printed = (spec_run / "run_spec.out").read_text()
+    table_end = printed.index("  Pusher ")
+    summary = printed[table_end:]
+    store = _store(spec_run)
+    metrics = read_eval_metrics(_one(store, "tfx.ModelEvaluation").uri)
+    assert sorted(metrics) == ["masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy",
+                               "next_sentence_loss"]
+    for name, value in metrics.items():
+        assert f"    {name} = {value:.6f}" in summary, name
+    assert "  blessed:          yes" in summary
+    destination = _one(store, "tfx.PushedModel").custom_properties["pushed_destination"].string_value
+    assert f"  pushed to:        {destination}\n" in summary
+    assert f"  model:            {_one(store, 'tfx.Model').uri}/Format-Serving" in summary
 
 
 def test_lineage_links_the_artifacts_through_input_and_output_events(spec_run):

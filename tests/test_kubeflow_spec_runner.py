@@ -17,6 +17,7 @@ from tfx.types.standard_artifacts import Model, ModelBlessing
 from components.artifacts import Vocabulary
 from components.pretraining_data.component import VocabularyGen
 from kubeflow import executor_input, local_metadata, pipeline_job, spec_runner
+from kubeflow import runner as kubeflow_runner
 from pipeline import cli
 
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -25,7 +26,8 @@ MODEL_TASK = f"{RESOLVER_ID}-model-resolver"
 
 
 def compile_spec(components, path, pipeline_name="bert-pretraining", schema_2_1=True) -> str:
-    """Compiles `components` as `kubeflow/runner.py` does (KubeflowV2DagRunner)."""
+    """Compiles `components` as `kubeflow/runner.py` does (KubeflowV2DagRunner, then the
+    resolver-fed inputs marked isOptional)."""
     pipeline = tfx.dsl.Pipeline(pipeline_name=pipeline_name, pipeline_root=str(path.parent / "root"),
                                 components=components)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -33,6 +35,7 @@ def compile_spec(components, path, pipeline_name="bert-pretraining", schema_2_1=
                                                                          use_pipeline_spec_2_1=schema_2_1),
         output_dir=str(path.parent), output_filename=path.name)
     runner.run(pipeline, write_out=True)
+    kubeflow_runner.mark_resolver_inputs_optional_in_file(str(path))
     return str(path)
 
 
@@ -125,12 +128,20 @@ def test_resolvers_on_an_empty_store_resolve_nothing_and_leave_downstream_inputs
     executions = _executions(_store(tmp_path / "metadata.sqlite"))
     assert {name: e.last_known_state for name, e in executions.items()} == {
         BLESSING_TASK: metadata_store_pb2.Execution.COMPLETE, MODEL_TASK: metadata_store_pb2.Execution.COMPLETE}
-    # A task consuming the resolved model (as the Trainer's base_model) gets no such input.
+    # The model resolver's own input (the blessing) is optional in the spec, as compiled.
+    assert job.component(MODEL_TASK).input_definitions.artifacts["input"].is_optional
+    # A task consuming the resolved model (as the Trainer's base_model) gets no such input
+    # when its component declares it optional, and fails when the input is required.
     consumer = pipeline_spec_pb2.PipelineTaskSpec()
     consumer.inputs.artifacts["base_model"].task_output_artifact.producer_task = MODEL_TASK
     consumer.inputs.artifacts["base_model"].task_output_artifact.output_artifact_key = "model"
     produced = {(MODEL_TASK, "model"): []}
-    assert executor_input.resolve_artifacts("BertTrainer", consumer, produced) == {}
+    component = pipeline_spec_pb2.ComponentSpec()
+    component.input_definitions.artifacts["base_model"].is_optional = True
+    assert executor_input.resolve_artifacts("BertTrainer", consumer, produced, component) == {}
+    component.input_definitions.artifacts["base_model"].is_optional = False
+    with pytest.raises(ValueError, match="required input artifact 'base_model' is empty"):
+        executor_input.resolve_artifacts("BertTrainer", consumer, produced, component)
 
 
 @pytest.fixture

@@ -75,7 +75,9 @@ def _task(ids: _Ids, task_name: str, state: str, inputs: dict, outputs: dict, pa
         inputs=lists(inputs), outputs=lists(outputs))
 
 
-def _job(ids: _Ids, job_id: str, start: int, train_steps: int, fail_trainer: bool = False) -> gca_pipeline_job.PipelineJob:
+def _job(ids: _Ids, job_id: str, start: int, train_steps: int, fail_trainer: bool = False,
+         model_span: int = None, blessed: int = 1) -> gca_pipeline_job.PipelineJob:
+    """A run as Vertex reports it; `model_span` is the span the Trainer records on its model."""
     run_root = f"{ROOT}/{job_id}"
     vocab = _artifact(ids, "components.Vocabulary", f"{run_root}/VocabularyGen_1/vocabulary", vocab_size=384,
                       do_lower_case=1, sha256="f" * 64,
@@ -104,10 +106,11 @@ def _job(ids: _Ids, job_id: str, start: int, train_steps: int, fail_trainer: boo
                            trainer_parameters, 5))
         state = pipeline_state.PipelineState.PIPELINE_STATE_FAILED
     else:
-        model = _artifact(ids, "tfx.Model", f"{run_root}/BertTrainer_5/model")
+        model = _artifact(ids, "tfx.Model", f"{run_root}/BertTrainer_5/model",
+                          **({} if model_span is None else {"span": model_span}))
         evaluation = _artifact(ids, "tfx.ModelEvaluation", f"{run_root}/Evaluator_6/evaluation")
-        blessing = _artifact(ids, "tfx.ModelBlessing", f"{run_root}/Evaluator_6/blessing", blessed=1)
-        pushed = _artifact(ids, "tfx.PushedModel", f"{run_root}/Pusher_7/pushed_model", pushed=1,
+        blessing = _artifact(ids, "tfx.ModelBlessing", f"{run_root}/Evaluator_6/blessing", blessed=blessed)
+        pushed = _artifact(ids, "tfx.PushedModel", f"{run_root}/Pusher_7/pushed_model", pushed=blessed,
                            pushed_destination=f"gs://bucket/serving/{job_id}")
         eval_config = {"metrics_specs": [{"metrics": [{"class_name": "SparseCategoricalAccuracy",
                                                        "config": json.dumps({"name": "masked_lm_accuracy"}),

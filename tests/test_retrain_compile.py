@@ -36,6 +36,17 @@ def test_resolver_tasks_feed_trainer_and_evaluator(compiled):
     assert trainer_base["producerTask"] == evaluator_baseline["producerTask"] == model_resolver
 
 
+def test_resolver_fed_inputs_are_optional_and_the_others_required(compiled):
+    """On the first run the resolvers find nothing: the spec must let the Trainer, the
+    Evaluator and the model resolver run without what they would have fed (isOptional)."""
+    components = compiled["pipelineSpec"]["components"]
+    optional = {(name, key) for name, component in components.items()
+                for key, spec in component.get("inputDefinitions", {}).get("artifacts", {}).items()
+                if spec.get("isOptional")}
+    assert optional == {("BertTrainer", "base_model"), ("Evaluator", "baseline_model"),
+                        (f"{LATEST_BLESSED_MODEL_RESOLVER}-model-resolver", "input")}
+
+
 def test_evaluator_compares_with_the_baseline(compiled):
     tasks = compiled["pipelineSpec"]["root"]["dag"]["tasks"]
     eval_config = json.loads(

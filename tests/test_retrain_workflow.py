@@ -88,6 +88,8 @@ def test_triggers_and_jobs():
     vertex = [t for j, t in _all_commands(workflow) if j == "vertex" and os.path.basename(t[0]) == "bertpipe"]
     assert any(t[1] == "compile" and "--retrain" in t for t in vertex)
     assert any(t[1] == "submit" and "--wait" in t and "--summary_file" in t for t in vertex)
+    # Vertex AI trains only on a new span (tests/test_kubeflow_vertex_retrain.py).
+    assert any(t[1] == "submit" and "--if_new_span" in t for t in vertex)
     # Workload Identity Federation: an OIDC token, no key file.
     assert workflow["permissions"]["id-token"] == "write"
     auth = [s for s in jobs["vertex"]["steps"] if s.get("uses", "").startswith("google-github-actions/auth")]

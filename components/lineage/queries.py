@@ -361,7 +361,9 @@ def model_lineage(snapshot: Snapshot, spec: str, metrics_reader: Optional[Metric
         pushed = _first_output(snapshot, execution, "pushed_model")
         pushes.append({"execution_id": execution.id, "state": execution.state,
                        "pushed": bool(pushed is not None and pushed.prop("pushed") == 1),
-                       "destination": _pushed_destination(pushed)})
+                       "destination": _pushed_destination(pushed),
+                       # Vertex AI Model Registry version (projects/P/locations/R/models/NAME@V), if registered.
+                       "registry_model": pushed.prop("registry_model") if pushed is not None else None})
 
     train_args = trainer.json_prop("train_args", {}) if trainer else {}
     eval_args = trainer.json_prop("eval_args", {}) if trainer else {}

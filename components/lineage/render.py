@@ -130,6 +130,8 @@ def render_model(lineage: dict) -> str:
     for push in lineage["pushes"]:
         lines.append(f"Push (execution {push['execution_id']}, {push['state']}): "
                      + (push["destination"] if push["pushed"] else "not pushed (not blessed)"))
+        if push.get("registry_model"):
+            lines.append(f"  Vertex AI Model Registry: {push['registry_model']}")
     return "\n".join(lines)
 
 

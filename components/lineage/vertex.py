@@ -84,11 +84,16 @@ def job_to_run(job, artifacts: dict, executions: dict) -> Run:
 
 
 def read_snapshot(project: str, region: str, pipeline_name: str, pipeline_job: Optional[str] = None,
-                  credentials=None) -> Snapshot:
+                  credentials=None, missing_ok: bool = False) -> Snapshot:
     """The runs of `pipeline_name` (or the one `pipeline_job`) in a project and region.
 
+    Args:
+      missing_ok: a pipeline without any job yet gives an empty Snapshot (a first run is
+        being decided), instead of an error.
+
     Raises:
-      ValueError: no credentials, no such job, no job of the pipeline, or an API error (one line).
+      ValueError: no credentials, no such job, no job of the pipeline (unless missing_ok),
+        or an API error (one line).
     """
     from google.api_core import exceptions as api_exceptions
     from google.auth import exceptions as auth_exceptions
@@ -111,13 +116,13 @@ def read_snapshot(project: str, region: str, pipeline_name: str, pipeline_job: O
                          "job name from the Vertex AI console or a full resource name.") from e
     except api_exceptions.GoogleAPICallError as e:
         raise ValueError(f"{source}: {type(e).__name__}: {e.message}") from e
-    if not protos:
+    if not protos and not missing_ok:
         raise ValueError(f"{source} has no pipeline job of pipeline {pipeline_name!r}: give --pipeline_name as "
                          "compiled (`bertpipe compile --pipeline_name`), or --pipeline_job.")
     artifacts: dict[str, Artifact] = {}
     executions: dict[str, Execution] = {}
     runs = [job_to_run(job, artifacts, executions) for job in protos]
     runs.sort(key=lambda r: (r.create_time_ms, r.id), reverse=True)
-    name = pipeline_name if not pipeline_job else (protos[0].pipeline_spec.get("pipelineInfo", {}).get("name")
+    name = pipeline_name if not pipeline_job or not protos else (protos[0].pipeline_spec.get("pipelineInfo", {}).get("name")
                                                    or pipeline_name)
     return Snapshot(pipeline_name=name, source=source, artifacts=artifacts, executions=executions, runs=runs)

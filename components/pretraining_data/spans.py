@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,12 @@ def _glob(pattern: str) -> list[str]:
     return tf.io.gfile.glob(pattern)
 
 
-def list_spans(pattern: str) -> list[Span]:
+def list_spans(pattern: str, glob: Optional[Callable[[str], list[str]]] = None) -> list[Span]:
     """Every span the pattern matches, oldest first, each at its newest version.
+
+    Args:
+      glob: lists the paths matching a glob (default tf.io.gfile.glob); e.g. a Cloud
+        Storage listing that needs no TensorFlow (kubeflow/gcs_listing.py).
 
     Raises:
       ValueError: the pattern has no {SPAN}, or matches no file.
@@ -80,7 +84,7 @@ def list_spans(pattern: str) -> list[Span]:
     regex = _regex(pattern)
     versions: dict[int, set] = {}
     tokens: dict[tuple, tuple] = {}
-    for path in _glob(pattern.replace(SPAN, "*").replace(VERSION, "*")):
+    for path in (glob or _glob)(pattern.replace(SPAN, "*").replace(VERSION, "*")):
         match = regex.match(path)
         if not match:
             continue
@@ -107,9 +111,9 @@ def list_spans(pattern: str) -> list[Span]:
     return spans
 
 
-def latest_span(pattern: str) -> Span:
+def latest_span(pattern: str, glob: Optional[Callable[[str], list[str]]] = None) -> Span:
     """The newest span of the pattern (see list_spans)."""
-    return list_spans(pattern)[-1]
+    return list_spans(pattern, glob)[-1]
 
 
 def resolve(pattern: str, which: str = "latest") -> Optional[Span]:

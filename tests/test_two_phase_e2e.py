@@ -97,6 +97,10 @@ def test_lineage_shows_phase1_as_the_base_of_the_pushed_phase2_model(two_phase_r
     # Only the final model was evaluated and pushed.
     assert phase1["evaluations"] == [] and phase1["pushes"] == []
     assert [e["blessed"] for e in pushed["evaluations"]] == [True]
+    [run] = _lineage(out, "runs")
+    assert run["model"]["id"] == pushed["model"]["id"] and run["blessed"] is True
+    assert {"BertTrainer", "BertTrainerPhase2", "PretrainingDataGenPhase2", "ImportExampleGenPhase2"} <= \
+        {step["node"] for step in run["steps"]}
 
 
 def test_the_summary_reports_phase2(two_phase_run):

@@ -12,6 +12,9 @@ import ml_metadata as mlmd
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
+from tfx.types import standard_artifacts
+
+from components.trainer.component import run_checkpoint_dir
 from conftest import TINY_RUN_FLAGS, corpus_slice
 from pipeline import cli
 
@@ -72,10 +75,18 @@ def test_both_models_are_recorded_and_phase2_is_warm_started_from_phase1(two_pha
     assert (second["max_seq_length"], second["max_predictions_per_seq"], second["warm_start"]) == (64, 10, "weights")
     assert second["global_step"] == 6 and second["total_steps"] == PHASE1_STEPS + 6
     assert second["base_model"] == os.path.join(phase1.uri, "Format-Serving")
-    # Each phase checkpoints in its own directory.
+    # Each phase checkpoints in its own directory; phase 2's run directory names its base by
+    # the directory phase 1 trained in (what a rerun keeps), not by the Model artifact.
     assert first["checkpoint_dir"] != second["checkpoint_dir"]
     assert second["checkpoint_dir"].split("/")[-2].endswith("-phase2")
     assert glob.glob(os.path.join(second["checkpoint_dir"], "ckpt-6.index"))
+    [examples2] = [e for e in store.get_artifacts_by_type("Examples") if "ImportExampleGenPhase2" in e.uri]
+    examples, base = standard_artifacts.Examples(), standard_artifacts.Model()
+    examples.set_mlmd_artifact(examples2)
+    base.set_mlmd_artifact(phase1)
+    phase2_root = os.path.dirname(second["checkpoint_dir"])
+    assert second["checkpoint_dir"] == run_checkpoint_dir(phase2_root, [examples], [base], base_by_training=True)
+    assert second["checkpoint_dir"] != run_checkpoint_dir(phase2_root, [examples], [base])
 
 
 def test_lineage_shows_phase1_as_the_base_of_the_pushed_phase2_model(two_phase_run):

@@ -61,6 +61,10 @@ class Phase2Config:
         if not 0 <= self.num_warmup_steps <= self.num_train_steps:
             raise ValueError(f"{FLAG_PREFIX}num_warmup_steps must be between 0 and {FLAG_PREFIX}num_train_steps "
                              f"({self.num_train_steps}), got {self.num_warmup_steps}")
+        if (self.max_seq_length, self.max_predictions_per_seq) == (data.max_seq_length, data.max_predictions_per_seq):
+            raise ValueError(f"{FLAG_PREFIX}max_seq_length {self.max_seq_length} and {FLAG_PREFIX}max_predictions_per_seq "
+                             f"{self.max_predictions_per_seq} equal phase 1's: phase 2 would train on the same records; "
+                             f"give phase 2 a longer length (e.g. 512 after 128), or train one phase longer.")
         try:
             phase2_data_options(data, self).validate()
         except ValueError as e:

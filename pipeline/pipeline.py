@@ -274,6 +274,7 @@ def create_pipeline(
         components.append(trainer)
         vertex_trainers += [trainer] if phase2_resources else []
 
+    # `trainer` is now the last phase's: only the final model is evaluated and pushed.
     gate = config.evaluation
     evaluator = tfx.components.Evaluator(
         examples=final_examples, model=trainer.outputs["model"], baseline_model=base_model,

@@ -61,6 +61,7 @@ def test_json_config_round_trips_and_a_partial_phase2_section_takes_defaults(tmp
     ({"phase2": {"max_seq_length": 16, "max_predictions_per_seq": 20}}, "--phase2_max_predictions_per_seq 20"),
     ({"phase2": {"learning_rate": 0, "max_predictions_per_seq": 20}}, "--phase2_learning_rate"),
     ({"phase2": {"train_batch_size": 0, "max_predictions_per_seq": 20}}, "--phase2_train_batch_size"),
+    ({"phase2": {"max_seq_length": 64, "max_predictions_per_seq": 10}}, "equal phase 1's"),
 ])
 def test_bad_phase2_values_are_refused_naming_the_flag(tmp_path, values, named):
     path = tmp_path / "c.json"

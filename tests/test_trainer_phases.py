@@ -105,3 +105,12 @@ def test_a_rerun_of_phase1_keeps_phase2s_checkpoint_dir_and_phase2_resumes(
         info = json.load(f)
     assert info["global_step"] == 6 and info["warm_start"] == warm_start.WEIGHTS
     assert info["total_steps"] == 12 and info["max_seq_length"] == 64
+
+    # Retraining the two phases: the blessed phase-2 model (64) warm-starts the next phase 1 (32).
+    retrained = tmp_path / "retrained-phase1"
+    pretrain(dataclasses.replace(tiny_params(str(tmp_path / "ckpt" / "retrain"), vocab_file=tiny_vocab_file), phase=1),
+             split_files(independent_records, "train"), split_files(independent_records, "eval"),
+             str(retrained / "Format-Serving"), str(tmp_path / "run4"), base_model=str(out))
+    with open(retrained / "Checkpoint" / "warm_start.json") as f:
+        info = json.load(f)
+    assert (info["max_seq_length"], info["base_model"], info["total_steps"]) == (32, str(out), 18)

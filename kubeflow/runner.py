@@ -21,7 +21,9 @@ from pipeline.names import check_gcs_uri, check_image
 from pipeline.vertex_resources import TrainerResources, VertexResources
 from pipeline import code_version as code_version_lib
 from pipeline.config import DEFAULT_CORPUS, PipelineConfig, bert_config_dict
+from pipeline.phases import phase2_training
 from pipeline.pipeline import create_pipeline
+from components.trainer.params import TrainingConfig
 
 # Where kubeflow/Dockerfile puts the repository: the shipped corpus inside the image.
 IMAGE_REPO_ROOT = "/pipeline"
@@ -69,7 +71,9 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
             check_gcs_uri("--serving_dir", serving_model_dir)
     trainer = vertex_resources.trainer if vertex_resources else None
     if trainer is not None:
-        _check_batch_split(config, trainer)
+        _check_batch_split(config.training, trainer)
+    _check_phase2_machine(config, vertex_resources)
+    if trainer is not None:
         if trainer.is_tpu and not config.training.use_tpu:
             # The model is built for the TPU (one-hot embedding lookups) when use_tpu is set.
             config = config.replace(training=dataclasses.replace(config.training, use_tpu=True))
@@ -142,14 +146,40 @@ def mark_resolver_inputs_optional_in_file(path: str) -> None:
             json.dump(job, f, sort_keys=True)  # as KubeflowV2DagRunner writes it
 
 
-def _check_batch_split(config: PipelineConfig, trainer: TrainerResources) -> None:
+def _check_phase2_machine(config: PipelineConfig, vertex_resources: Optional[VertexResources]) -> None:
+    """Phase 2's machine (its own, or phase 1's) against phase 2's batch sizes; refuses
+    --phase2_trainer_* without a phase 2, and a TPU in one phase only (use_tpu, which builds
+    the model for the TPU, is one setting for both phases)."""
+    own = vertex_resources.phase2_trainer if vertex_resources else None
+    if own is not None and config.phase2 is None:
+        raise ValueError("--phase2_trainer_* given without a phase 2: add --phase2_max_seq_length (and the other "
+                         "--phase2_* settings), or drop the --phase2_trainer_* flags.")
+    if config.phase2 is None or vertex_resources is None:
+        return
+    machine = own or vertex_resources.trainer
+    if machine is None:
+        return
+    phase1_tpu = bool(vertex_resources.trainer and vertex_resources.trainer.is_tpu)
+    if own is not None and own.is_tpu != phase1_tpu:
+        raise ValueError("--phase2_trainer_tpu and --trainer_tpu must be given together: both phases train on TPUs "
+                         "or neither does (the model is built for the TPU in both).")
+    batch_flag = "--phase2_train_batch_size" if config.phase2.train_batch_size is not None else "--train_batch_size"
+    _check_batch_split(phase2_training(config.training, config.phase2), machine, "phase 2's Trainer",
+                       {"train_batch_size": batch_flag})
+
+
+def _check_batch_split(training: TrainingConfig, trainer: TrainerResources, whose: str = "the Trainer",
+                       flags: Optional[dict] = None) -> None:
     """Batch sizes are global: they must split evenly over the job's replicas (every GPU or
-    TPU core of every worker), or run_fn would refuse them only once the job is running."""
+    TPU core of every worker), or run_fn would refuse them only once the job is running.
+
+    whose, flags: the Trainer and the flag names the error gives (default --<field>)."""
     per_machine = trainer.accelerator_count if trainer.accelerator_type else 1
     replicas = per_machine * trainer.worker_count
     for flag in ("train_batch_size", "eval_batch_size"):
-        value = getattr(config.training, flag)
+        value = getattr(training, flag)
         if value % replicas:
-            raise ValueError(f"--{flag} {value} does not split over the Trainer's {replicas} replicas "
+            name = (flags or {}).get(flag, f"--{flag}")
+            raise ValueError(f"{name} {value} does not split over {whose}'s {replicas} replicas "
                              f"({trainer.worker_count} machine(s) x {per_machine} {trainer.accelerator_type or 'CPU'}); "
                              f"use a multiple of {replicas}.")

@@ -28,6 +28,7 @@ from components.pretraining_data.cli import parse_bool
 from components.pretraining_data.cli import register as register_data_commands
 from pipeline import input_checks, run_lock
 from pipeline.config import PipelineConfig, local_default
+from pipeline.phases import Phase2Config
 from pipeline.local_paths import LocalPaths, locked_locations
 from pipeline.retrain import EXIT_CODES as RETRAIN_EXIT_CODES
 
@@ -40,6 +41,18 @@ TRAINING_FLAGS = {
 }
 DATA_FLAGS = {"max_seq_length": int, "max_predictions_per_seq": int, "masked_lm_prob": float, "dupe_factor": int,
               "short_seq_prob": float, "random_seed": int, "eval_fraction": float, "num_shards": int}
+# --phase2_<field> flags: PipelineConfig.phase2 (pipeline/phases.py); any of them adds phase 2.
+PHASE2_FLAGS = {"max_seq_length": int, "max_predictions_per_seq": int, "num_train_steps": int,
+                "num_warmup_steps": int, "train_batch_size": int, "learning_rate": float}
+PHASE2_HELP = {
+    "max_seq_length": "two-phase pretraining: phase 2's sequence length (e.g. 512 after 128; the BERT config's "
+                      "max_position_embeddings must cover it); any --phase2_* flag adds phase 2",
+    "max_predictions_per_seq": "phase 2's masked-LM predictions per sequence (default 80)",
+    "num_train_steps": "phase 2's steps, after phase 1's --num_train_steps (default 10000)",
+    "num_warmup_steps": "phase 2's warm-up: it starts a fresh optimizer (default 1000)",
+    "train_batch_size": "phase 2's global batch size (default --train_batch_size)",
+    "learning_rate": "phase 2's peak learning rate (default --learning_rate)",
+}
 EVALUATION_FLAGS = {"min_masked_lm_accuracy": float, "min_next_sentence_accuracy": float,
                     "max_masked_lm_accuracy_drop": float, "max_next_sentence_accuracy_drop": float}
 EVALUATION_HELP = {
@@ -82,6 +95,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         training.add_argument(f"--{name}", type=kind)
     training.add_argument("--use_tpu", type=parse_bool, nargs="?", const=True, help="train on a TPU (true/false)")
     training.add_argument("--use_xla", type=parse_bool, nargs="?", const=True, help="XLA-compile the training step (true/false)")
+    phase2 = parser.add_argument_group("phase 2 of two-phase pretraining (docs/two_phase.md)")
+    for name, kind in PHASE2_FLAGS.items():
+        phase2.add_argument(f"--phase2_{name}", type=kind, help=PHASE2_HELP[name])
     gate = parser.add_argument_group("evaluation gate")
     for name, kind in EVALUATION_FLAGS.items():
         gate.add_argument(f"--{name}", type=kind, help=EVALUATION_HELP[name])
@@ -108,6 +124,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config = config.replace(data=dataclasses.replace(config.data, **data),
                             training=dataclasses.replace(config.training, **training),
                             evaluation=dataclasses.replace(config.evaluation, **evaluation))
+    phase2 = {k: getattr(args, f"phase2_{k}") for k in PHASE2_FLAGS if getattr(args, f"phase2_{k}") is not None}
+    if phase2:
+        config = config.replace(phase2=dataclasses.replace(config.phase2 or Phase2Config(), **phase2))
     config.validate()
     return config
 
@@ -167,8 +186,17 @@ def _retrain_locked(args: argparse.Namespace, config: PipelineConfig, paths: Loc
     return retrain.exit_code(summary)
 
 
+PHASE2_TRAINER_FLAGS = {
+    "machine_type": "phase 2's machine type, e.g. a2-highgpu-8g", "gpu": "phase 2's GPU name",
+    "gpu_count": "phase 2's GPUs per machine", "tpu": "phase 2's TPU VM (with --trainer_tpu: both phases or neither)",
+    "workers": "phase 2's machines in all, chief included", "image": "phase 2's training image (default "
+                                                                      "--trainer_image, then --image)",
+}
+
+
 def vertex_resources_from_args(args: argparse.Namespace):
-    """The VertexResources of `bertpipe compile`'s --trainer_* and --step_* flags (None if none given)."""
+    """The VertexResources of `bertpipe compile`'s --trainer_*, --phase2_trainer_* and --step_* flags
+    (None if none given)."""
     from pipeline import vertex_resources  # Light: no TFX, no TensorFlow.
 
     trainer = None
@@ -181,12 +209,23 @@ def vertex_resources_from_args(args: argparse.Namespace):
         if trainer.is_tpu and not args.trainer_image:
             raise ValueError("--trainer_tpu needs --trainer_image: an image built from kubeflow/Dockerfile.tpu "
                              "(TensorFlow and libtpu as built for Cloud TPU VMs).")
+    phase2_trainer = None
+    if any(getattr(args, f"phase2_trainer_{k}") is not None for k in PHASE2_TRAINER_FLAGS):
+        phase2_trainer = vertex_resources.phase2_trainer_resources(
+            region=args.region, project=args.project,
+            image=args.phase2_trainer_image or args.trainer_image or args.image,
+            machine_type=args.phase2_trainer_machine_type, gpu=args.phase2_trainer_gpu,
+            gpu_count=args.phase2_trainer_gpu_count, tpu=args.phase2_trainer_tpu,
+            workers=args.phase2_trainer_workers if args.phase2_trainer_workers is not None else 1)
+        if phase2_trainer.is_tpu and not (args.phase2_trainer_image or args.trainer_image):
+            raise ValueError("--phase2_trainer_tpu needs --phase2_trainer_image (or --trainer_image): an image built "
+                             "from kubeflow/Dockerfile.tpu.")
     steps = None
     if args.step_cpu is not None or args.step_memory_gb is not None:
         steps = vertex_resources.StepResources(cpu_limit=args.step_cpu, memory_limit_gb=args.step_memory_gb)
-    if trainer is None and steps is None:
+    if trainer is None and steps is None and phase2_trainer is None:
         return None
-    return vertex_resources.VertexResources(trainer=trainer, steps=steps)
+    return vertex_resources.VertexResources(trainer=trainer, steps=steps, phase2_trainer=phase2_trainer)
 
 
 def registry_target_from_args(args: argparse.Namespace) -> Optional[dict]:
@@ -355,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="serving container of the registered versions (default: Vertex AI's prebuilt "
                                "TensorFlow image, us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest, from "
                                "the europe/asia registry for those regions)")
+    phase2_vertex = comp.add_argument_group(
+        "phase 2's Trainer on Vertex AI (default: phase 1's machine); the --trainer_* flags' meanings")
+    for name, help_text in PHASE2_TRAINER_FLAGS.items():
+        phase2_vertex.add_argument(f"--phase2_trainer_{name}", type=int if name in ("gpu_count", "workers") else str,
+                                   help=help_text)
     steps = comp.add_argument_group("other steps' containers (KFP resource limits)")
     steps.add_argument("--step_cpu", type=float, help="CPU limit of each step's container, e.g. 8")
     steps.add_argument("--step_memory_gb", type=float, help="memory limit of each step's container in GB, e.g. 32")

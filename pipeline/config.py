@@ -17,6 +17,7 @@ from typing import Any, Optional
 from components.bert.config import BertConfig, load_preset
 from components.pretraining_data.options import PretrainingDataOptions
 from components.trainer.params import TrainingConfig
+from pipeline.phases import Phase2Config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "*.txt")
@@ -51,6 +52,13 @@ class PipelineConfig:
     Either `corpus_pattern` (raw text; the pipeline learns a vocabulary and writes the
     pretraining records) or `examples_dir` (existing records in the create_pretraining_data
     schema, e.g. from the original script; no data generation) is the data source.
+
+    Two-phase pretraining: `phase2` (JSON `"phase2": {"max_seq_length": 512, ...}`, flags
+    `--phase2_*`) trains a second phase at a longer length after `data` + `training`, on
+    records made from the same corpus and vocabulary. Phase 2 starts from ALL of phase 1's
+    weights with a FRESH optimizer and its own warm-up and decay, as google-research/bert's
+    and NVIDIA's phase 2 do: phase 1's schedule ends at a zero learning rate and its moments
+    are statistics of short-sequence gradients (pipeline/phases.py says more).
     """
 
     pipeline_name: str = "bert-pretraining"
@@ -66,6 +74,10 @@ class PipelineConfig:
     data: PretrainingDataOptions = dataclasses.field(default_factory=PretrainingDataOptions)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    # Two-phase pretraining (pipeline/phases.py): None trains one phase, `data` + `training`;
+    # set, a second Trainer continues at phase 2's length, warm-started from phase 1 with a
+    # fresh optimizer and warm-up (as google-research/bert's and NVIDIA's recipes do).
+    phase2: Optional[Phase2Config] = None
 
     def validate(self) -> None:
         # Types first: a config built in Python skips from_dict's checks, and a str or float
@@ -73,8 +85,13 @@ class PipelineConfig:
         for section in ("data", "training", "evaluation"):
             _check_types(type(getattr(self, section)), dataclasses.asdict(getattr(self, section)),
                          f"config [{section}]")
+        if self.phase2 is not None:
+            if not isinstance(self.phase2, Phase2Config):
+                raise ValueError(f"config: phase2 must be an object of phase-2 settings or null, got "
+                                 f"{type(self.phase2).__name__}")
+            _check_types(Phase2Config, dataclasses.asdict(self.phase2), "config [phase2]")
         _check_types(PipelineConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                                      if f.name not in ("data", "training", "evaluation")}, "config")
+                                      if f.name not in _SECTIONS}, "config")
         if self.examples_dir is None and not self.corpus_pattern:
             raise ValueError("Give a corpus (--corpus) or existing pretraining records (--examples).")
         if self.examples_dir is not None and self.bert_config_file is None and self.vocab_file is None:
@@ -97,11 +114,19 @@ class PipelineConfig:
         self.data.validate()
         self.training.validate()
         self.evaluation.validate()
+        if self.phase2 is not None:
+            if self.examples_dir is not None:
+                raise ValueError("--phase2_* with --examples: phase 2's records are made from --corpus at phase 2's "
+                                 "length; give --corpus, or train one phase on the existing records.")
+            self.phase2.validate(self.data)
 
     # --- JSON round-trip -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         result = dataclasses.asdict(self)
         result["data"] = json.loads(self.data.to_json())
+        if self.phase2 is None:
+            # A one-phase config reads (and fingerprints) as it did before phases existed.
+            del result["phase2"]
         return result
 
     def to_json(self) -> str:
@@ -129,8 +154,14 @@ class PipelineConfig:
                 _reject_unknown(type(current), part, f"{source} [{section}]")
                 _check_types(type(current), part, f"{source} [{section}]")
                 values[section] = dataclasses.replace(current, **part)
-        _check_types(cls, {k: v for k, v in values.items() if k not in ("data", "training", "evaluation")},
-                     source)
+        if values.get("phase2") is not None:
+            part = values["phase2"]
+            if not isinstance(part, dict):
+                raise ValueError(f"{source}: [phase2] must be a JSON object or null, got {type(part).__name__}")
+            _reject_unknown(Phase2Config, part, f"{source} [phase2]")
+            _check_types(Phase2Config, part, f"{source} [phase2]")
+            values["phase2"] = dataclasses.replace(base.phase2 or Phase2Config(), **part)
+        _check_types(cls, {k: v for k, v in values.items() if k not in _SECTIONS}, source)
         return dataclasses.replace(base, **values)
 
     @classmethod
@@ -145,6 +176,10 @@ class PipelineConfig:
 
     def replace(self, **changes: Any) -> "PipelineConfig":
         return dataclasses.replace(self, **changes)
+
+
+# Keys holding a nested object, type-checked field by field.
+_SECTIONS = ("data", "training", "evaluation", "phase2")
 
 
 def _reject_unknown(cls: type, values: dict[str, Any], source: str) -> None:

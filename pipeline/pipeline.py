@@ -26,6 +26,18 @@ Retraining (`retraining=True`) adds one node and two inputs:
 
 On the first run the resolver finds no blessed model: the Trainer starts from
 --init_checkpoint or from scratch, and the Evaluator judges on the value bounds alone.
+
+Two phases (`config.phase2`, see pipeline/phases.py) add a second line of data and a
+second Trainer; phase 1 keeps the one-phase ids, phase 2's end in `Phase2`:
+
+    Vocabulary --PretrainingDataGen--------> ImportExampleGen -------> BertTrainer (phase 1)
+               --PretrainingDataGenPhase2--> ImportExampleGenPhase2 --> BertTrainerPhase2
+                                                   BertTrainer.model --base_model--^
+    BertTrainerPhase2.model and ImportExampleGenPhase2's eval split --> Evaluator --> Pusher
+
+Only the final (phase-2) model is evaluated and pushed. When retraining, the resolver's
+model warm-starts phase 1 (and is the Evaluator's baseline); phase 2 always warm-starts
+from phase 1's model.
 """
 from __future__ import annotations
 
@@ -47,8 +59,11 @@ from components.trainer.component import BertTrainer
 from components.trainer.params import TrainerParams
 from pipeline.vertex_resources import VertexResources
 from pipeline.config import PipelineConfig
+from pipeline.phases import check_position_embeddings, phase2_data_options, phase2_training
 
 RUN_FN = "components.trainer.run_fn.run_fn"
+# Phase 2's component ids: phase 1 keeps the one-phase ids.
+PHASE2_SUFFIX = "Phase2"
 # The id the Vertex spec and its local executor know the resolver by.
 LATEST_BLESSED_MODEL_RESOLVER = "latest_blessed_model_resolver"
 
@@ -64,6 +79,15 @@ def records_fingerprint(config: PipelineConfig) -> str:
 def training_fingerprint(config: PipelineConfig) -> str:
     """A short hash naming the run's stable checkpoint directory (same config -> resume)."""
     return hashlib.sha256(config.to_json().encode()).hexdigest()[:16]
+
+
+def phase_checkpoint_dirs(config: PipelineConfig, pipeline_root: str) -> tuple[str, Optional[str]]:
+    """(phase 1's, phase 2's or None) stable checkpoint directories; the Trainer puts each run
+    under a run-<inputs> subdirectory. Phase 1's is the one-phase config's: phase 2's settings
+    do not touch phase 1, so changing them keeps phase 1's checkpoints (and resumes it)."""
+    root = f"{pipeline_root.rstrip('/')}/checkpoints"
+    phase1 = f"{root}/{training_fingerprint(config.replace(phase2=None))}"
+    return phase1, (f"{root}/{training_fingerprint(config)}-phase2" if config.phase2 is not None else None)
 
 
 def split_span_pattern(pattern: str) -> tuple[str, str]:
@@ -102,6 +126,42 @@ def _resource_spec(cpu_limit: Optional[float], memory_limit_gb: Optional[float])
     if memory_limit_gb:
         spec.memory_limit = memory_limit_gb
     return spec
+
+
+def _generated_examples(config: PipelineConfig, vocabulary, pipeline_root: str, code_version_json: str):
+    """(PretrainingDataGen, ImportExampleGen) making `config.data`'s records from the corpus.
+
+    The records go to a directory named by what determines them, so each phase has its own."""
+    records_dir = f"{pipeline_root.rstrip('/')}/pretraining_records/{records_fingerprint(config)}"
+    data_gen = PretrainingDataGen(vocabulary=vocabulary, corpus_pattern=config.corpus_pattern,
+                                  records_dir=records_dir, options_json=config.data.to_json(),
+                                  num_spans=config.num_spans, code_version=code_version_json)
+    layout = spans.records_layout(config.corpus_pattern) if spans.has_span(config.corpus_pattern) else ""
+    input_config, _ = _example_gen_input(presplit=True, prefix=layout)
+    records_base = (records_dir if config.num_spans == 1
+                    else f"{records_dir}/{spans.window_subdir(config.num_spans)}")
+    example_gen = tfx.components.ImportExampleGen(input_base=records_base, input_config=input_config)
+    example_gen.add_upstream_node(data_gen)
+    return data_gen, example_gen
+
+
+def _trainer(params: TrainerParams, examples, vocabulary, base_model, resources, component_id: str):
+    """A BertTrainer for `params`, or with `resources` (Vertex AI) one that trains as a CustomJob."""
+    trainer_class, custom_config = BertTrainer, params.to_custom_config()
+    if resources is not None:
+        # Deferred: the Vertex AI client libraries are needed only when compiling for it.
+        from components.trainer.vertex_component import VertexBertTrainer, vertex_job_config
+
+        trainer_class = VertexBertTrainer
+        custom_config.update(vertex_job_config(resources.region, resources.training_args()))
+    trainer = trainer_class(
+        examples=examples, vocabulary=vocabulary, base_model=base_model, run_fn=RUN_FN,
+        custom_config=custom_config,
+        train_args=tfx.proto.TrainArgs(num_steps=params.training.num_train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=params.training.max_eval_steps))
+    if resources is not None or component_id != "BertTrainer":
+        trainer.with_id(component_id)  # one task name, wherever it trains
+    return trainer
 
 
 def create_pipeline(
@@ -158,17 +218,8 @@ def create_pipeline(
                                       code_version=code_version_json)
             components.append(vocab_gen)
             vocabulary = vocab_gen.outputs["vocabulary"]
-        records_dir = f"{pipeline_root.rstrip('/')}/pretraining_records/{records_fingerprint(config)}"
-        data_gen = PretrainingDataGen(vocabulary=vocabulary, corpus_pattern=config.corpus_pattern,
-                                      records_dir=records_dir, options_json=config.data.to_json(),
-                                      num_spans=config.num_spans, code_version=code_version_json)
+        data_gen, example_gen = _generated_examples(config, vocabulary, pipeline_root, code_version_json)
         components.append(data_gen)
-        layout = spans.records_layout(config.corpus_pattern) if spans.has_span(config.corpus_pattern) else ""
-        input_config, output_config = _example_gen_input(presplit=True, prefix=layout)
-        records_base = (records_dir if config.num_spans == 1
-                        else f"{records_dir}/{spans.window_subdir(config.num_spans)}")
-        example_gen = tfx.components.ImportExampleGen(input_base=records_base, input_config=input_config)
-        example_gen.add_upstream_node(data_gen)
     else:
         input_base, prefix = (split_span_pattern(config.examples_dir) if spans.has_span(config.examples_dir)
                               else (config.examples_dir, ""))
@@ -176,6 +227,17 @@ def create_pipeline(
         example_gen = tfx.components.ImportExampleGen(input_base=input_base, input_config=input_config,
                                                       output_config=output_config)
     components.append(example_gen)
+    final_examples = example_gen.outputs["examples"]
+    if config.phase2 is not None:
+        # Same corpus, vocabulary and masking rule, at phase 2's length (config.validate
+        # refused phase 2 without a corpus).
+        data_gen2, example_gen2 = _generated_examples(
+            config.replace(data=phase2_data_options(config.data, config.phase2)), vocabulary, pipeline_root,
+            code_version_json)
+        data_gen2.with_id(f"PretrainingDataGen{PHASE2_SUFFIX}")
+        example_gen2.with_id(f"ImportExampleGen{PHASE2_SUFFIX}")
+        components += [data_gen2, example_gen2]
+        final_examples = example_gen2.outputs["examples"]
 
     base_model = None
     if retraining:
@@ -187,31 +249,36 @@ def create_pipeline(
         components.append(resolver)
         base_model = resolver.outputs["model"]
 
-    trainer_params = TrainerParams(
-        bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
-        max_predictions_per_seq=config.data.max_predictions_per_seq,
-        checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}",
-        code_version=code_version)
-    trainer_class, custom_config = BertTrainer, trainer_params.to_custom_config()
-    trainer_resources = vertex_resources.trainer if vertex_resources else None
-    if trainer_resources is not None:
-        # Deferred: the Vertex AI client libraries are needed only when compiling for it.
-        from components.trainer.vertex_component import VertexBertTrainer, vertex_job_config
-
-        trainer_class = VertexBertTrainer
-        custom_config.update(vertex_job_config(trainer_resources.region, trainer_resources.training_args()))
-    trainer = trainer_class(
-        examples=example_gen.outputs["examples"], vocabulary=vocabulary, base_model=base_model, run_fn=RUN_FN,
-        custom_config=custom_config,
-        train_args=tfx.proto.TrainArgs(num_steps=config.training.num_train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.training.max_eval_steps))
-    if trainer_resources is not None:
-        trainer.with_id("BertTrainer")  # one task name, wherever it trains
+    check_position_embeddings(bert_config, config.data.max_seq_length, config.phase2,
+                              config.bert_config_file or f"--bert_preset {config.bert_preset}")
+    phase1_dir, phase2_dir = phase_checkpoint_dirs(config, pipeline_root)
+    two_phases = config.phase2 is not None
+    trainer = _trainer(
+        TrainerParams(bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
+                      max_predictions_per_seq=config.data.max_predictions_per_seq, checkpoint_dir=phase1_dir,
+                      code_version=code_version, phase=1 if two_phases else None),
+        example_gen.outputs["examples"], vocabulary, base_model,
+        vertex_resources.trainer if vertex_resources else None, "BertTrainer")
     components.append(trainer)
+    vertex_trainers = [trainer] if vertex_resources and vertex_resources.trainer else []
+    if two_phases:
+        phase2 = config.phase2
+        # Without a machine of its own, phase 2 trains on phase 1's.
+        phase2_resources = (vertex_resources.phase2_trainer or vertex_resources.trainer) if vertex_resources \
+            else None
+        trainer = _trainer(
+            TrainerParams(bert_config=bert_config, training=phase2_training(config.training, phase2),
+                          max_seq_length=phase2.max_seq_length,
+                          max_predictions_per_seq=phase2.max_predictions_per_seq, checkpoint_dir=phase2_dir,
+                          code_version=code_version, phase=2),
+            final_examples, vocabulary, trainer.outputs["model"], phase2_resources, f"BertTrainer{PHASE2_SUFFIX}")
+        components.append(trainer)
+        vertex_trainers += [trainer] if phase2_resources else []
 
+    # `trainer` is now the last phase's: only the final model is evaluated and pushed.
     gate = config.evaluation
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"], baseline_model=base_model,
+        examples=final_examples, model=trainer.outputs["model"], baseline_model=base_model,
         eval_config=make_eval_config(
             gate.min_masked_lm_accuracy, gate.min_next_sentence_accuracy,
             max_masked_lm_accuracy_drop=gate.max_masked_lm_accuracy_drop if retraining else None,
@@ -231,7 +298,7 @@ def create_pipeline(
         # Not the Vertex Trainer's task, which only polls its CustomJob, nor an Importer,
         # which runs no container.
         sized = [c for c in components
-                 if not isinstance(c, tfx.dsl.Importer) and not (c is trainer and trainer_resources is not None)]
+                 if not isinstance(c, tfx.dsl.Importer) and not any(c is t for t in vertex_trainers)]
         for component in sized:
             component.with_platform_config(_resource_spec(steps.cpu_limit, steps.memory_limit_gb))
 

@@ -146,6 +146,8 @@ class VertexResources:
 
     trainer: Optional[TrainerResources] = None
     steps: Optional[StepResources] = None
+    # Phase 2 of a two-phase run (the --phase2_trainer_* flags); None: phase 2 trains on `trainer`.
+    phase2_trainer: Optional[TrainerResources] = None
 
 
 def resolve_tpu(name: str) -> tuple[str, TpuShape]:
@@ -231,3 +233,15 @@ def trainer_resources(
                          f"{' or '.join(map(str, counts))} x {gpu}.")
     return TrainerResources(machine_type=machine_type, region=region, project=project, image=image,
                             accelerator_type=gpu, accelerator_count=gpu_count, worker_count=workers)
+
+
+PHASE2_FLAG_PREFIX = "--phase2_trainer_"
+
+
+def phase2_trainer_resources(**flags) -> TrainerResources:
+    """`trainer_resources` for phase 2's machine (the `--phase2_trainer_*` flags): the same
+    checks, with errors naming phase 2's flags."""
+    try:
+        return trainer_resources(**flags)
+    except ValueError as e:
+        raise ValueError(str(e).replace("--trainer_", PHASE2_FLAG_PREFIX)) from e

@@ -2,7 +2,7 @@
 what Vertex AI's cache keys on for the Trainer: its inputs change with the trainer's code and
 with the BERT config.
 
-Regenerate the golden files (the pipeline, and the retraining pipeline) after an intended change with
+Regenerate the golden files (one phase, the retraining pipeline, and two phases) after an intended change with
 
     UPDATE_GOLDEN=1 python -m pytest tests/test_kubeflow_golden_spec.py
 
@@ -24,13 +24,17 @@ from pipeline.config import local_default
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata", "expected_pipeline.json")
 RETRAIN_GOLDEN = os.path.join(os.path.dirname(GOLDEN), "expected_retrain_pipeline.json")
+GOLDEN_TWO_PHASE = os.path.join(os.path.dirname(GOLDEN), "expected_pipeline_two_phase.json")
+# The tiny e2e's phase 2 (tests/test_two_phase_e2e.py).
+TWO_PHASE_FLAGS = ["--phase2_max_seq_length", "64", "--phase2_max_predictions_per_seq", "10",
+                   "--phase2_num_train_steps", "6", "--phase2_num_warmup_steps", "1"]
 COMPILE_FLAGS = ["--pipeline_root", "gs://bucket/bert", "--image", "gcr.io/project/bert-tfx-pipeline:golden"]
 # Values that change with the checkout or the installed SDK, not with the pipeline.
 VOLATILE_CODE_VERSION = {"git_commit": "<GIT_COMMIT>", "git_dirty": "<GIT_DIRTY>", "source_hash": "<SOURCE_HASH>"}
 
 
-def _trainer_custom_config(job: dict) -> tuple[dict, dict]:
-    params = job["pipelineSpec"]["root"]["dag"]["tasks"]["BertTrainer"]["inputs"]["parameters"]
+def _trainer_custom_config(job: dict, task: str = "BertTrainer") -> tuple[dict, dict]:
+    params = job["pipelineSpec"]["root"]["dag"]["tasks"][task]["inputs"]["parameters"]
     return params, json.loads(params["custom_config"]["runtimeValue"]["constant"])
 
 
@@ -42,9 +46,11 @@ def normalise(job: dict) -> dict:
     for label in ("tfx_version", "tfx_py_version"):
         if label in job.get("labels", {}):
             job["labels"][label] = f"<{label.upper()}>"
-    params, custom_config = _trainer_custom_config(job)
-    custom_config["code_version"].update(VOLATILE_CODE_VERSION)
-    params["custom_config"]["runtimeValue"]["constant"] = json.dumps(custom_config, sort_keys=True)
+    for task in job["pipelineSpec"]["root"]["dag"]["tasks"]:
+        if task.startswith("BertTrainer"):  # each phase's Trainer
+            params, custom_config = _trainer_custom_config(job, task)
+            custom_config["code_version"].update(VOLATILE_CODE_VERSION)
+            params["custom_config"]["runtimeValue"]["constant"] = json.dumps(custom_config, sort_keys=True)
     # The data steps carry the code version as their own `code_version` parameter (JSON).
     for task in job["pipelineSpec"]["root"]["dag"]["tasks"].values():
         parameter = task.get("inputs", {}).get("parameters", {}).get("code_version")
@@ -66,13 +72,7 @@ def _compile_cli(tmp_path, *extra) -> dict:
         return json.load(f)
 
 
-@pytest.mark.parametrize("golden,extra", [
-    (GOLDEN, []),
-    # The retraining spec: its resolver tasks, and the inputs they feed marked isOptional.
-    (RETRAIN_GOLDEN, ["--retrain", "--max_masked_lm_accuracy_drop", "0.01"]),
-], ids=["pipeline", "retrain"])
-def test_compiled_spec_matches_the_golden_file(tmp_path, golden, extra):
-    rendered = _render(normalise(_compile_cli(tmp_path, *extra)))
+def _check_against(golden: str, rendered: str) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         os.makedirs(os.path.dirname(golden), exist_ok=True)
         staging = golden + ".partial"
@@ -88,13 +88,30 @@ def test_compiled_spec_matches_the_golden_file(tmp_path, golden, extra):
                     f"UPDATE_GOLDEN=1 and review the diff:\n{diff[:6000]}")
 
 
-def test_golden_spec_is_schema_2_1_and_names_no_volatile_value():
-    with open(GOLDEN, encoding="utf-8") as f:
-        golden = json.load(f)
-    assert golden["pipelineSpec"]["schemaVersion"] == "2.1.0"
-    _, custom_config = _trainer_custom_config(golden)
-    assert custom_config["code_version"] == {**VOLATILE_CODE_VERSION, "package_version": "0.1.0"}
-    assert REPO_ROOT not in json.dumps(golden)
+@pytest.mark.parametrize("golden,extra", [
+    (GOLDEN, []),
+    # The retraining spec: its resolver tasks, and the inputs they feed marked isOptional.
+    (RETRAIN_GOLDEN, ["--retrain", "--max_masked_lm_accuracy_drop", "0.01"]),
+], ids=["pipeline", "retrain"])
+def test_compiled_spec_matches_the_golden_file(tmp_path, golden, extra):
+    _check_against(golden, _render(normalise(_compile_cli(tmp_path, *extra))))
+
+
+def test_two_phase_spec_matches_its_golden_file(tmp_path):
+    """Two-phase pretraining (docs/two_phase.md): phase 2's data and Trainer, wired to phase 1's."""
+    _check_against(GOLDEN_TWO_PHASE, _render(normalise(_compile_cli(tmp_path, *TWO_PHASE_FLAGS))))
+
+
+@pytest.mark.parametrize("golden, trainers", [(GOLDEN, ["BertTrainer"]),
+                                              (GOLDEN_TWO_PHASE, ["BertTrainer", "BertTrainerPhase2"])])
+def test_golden_spec_is_schema_2_1_and_names_no_volatile_value(golden, trainers):
+    with open(golden, encoding="utf-8") as f:
+        spec = json.load(f)
+    assert spec["pipelineSpec"]["schemaVersion"] == "2.1.0"
+    for task in trainers:
+        _, custom_config = _trainer_custom_config(spec, task)
+        assert custom_config["code_version"] == {**VOLATILE_CODE_VERSION, "package_version": "0.1.0"}
+    assert REPO_ROOT not in json.dumps(spec)
 
 
 def _tasks(job: dict) -> dict:

@@ -77,3 +77,24 @@ def test_a_pusher_that_read_a_model_the_run_did_not_make_is_refused(tmp_path, me
                   outputs={"pushed_model": pushed})
     with pytest.raises(ValueError, match="did not make"):
         run_summary.summarize(store.config, "p", "run-2", metadata_path="m")
+
+
+def test_a_two_phase_run_reports_the_phase2_model_the_pusher_read(tmp_path, metrics_by_uri):
+    """Two Trainers in one run: phase 2 (warm-started from phase 1's model) is what the Evaluator
+    judged and the Pusher pushed. Phase 2's Model has the smaller id here, so neither "the
+    newest model of the run" nor "the first Trainer's" would give it."""
+    store = StoreBuilder(str(tmp_path / "m.sqlite"))
+    run = store.run("run-1")
+    phase2 = store.artifact("Model", "/m/phase2")
+    phase1 = store.artifact("Model", "/m/phase1")
+    store.execute(run, "BertTrainer", outputs={"model": phase1})
+    store.execute(run, "BertTrainerPhase2", inputs={"base_model": phase1}, outputs={"model": phase2})
+    evaluation = store.artifact("ModelEvaluation", "/e/phase2")
+    blessing = store.artifact("ModelBlessing", "/b/phase2", blessed=1, current_model_id=phase2)
+    store.execute(run, "Evaluator", inputs={"model": phase2}, outputs={"evaluation": evaluation, "blessing": blessing})
+    pushed = store.artifact("PushedModel", "/p/phase2", pushed=1, pushed_destination="/serving/phase2")
+    store.execute(run, "Pusher", inputs={"model": phase2, "model_blessing": blessing}, outputs={"pushed_model": pushed})
+
+    summary = run_summary.summarize(store.config, "p", "run-1", metadata_path="m")
+    assert summary.model_uri == "/m/phase2" and summary.evaluation_uri == "/e/phase2"
+    assert summary.blessed and summary.pushed_uri == "/serving/phase2"

@@ -11,7 +11,8 @@ The executor also decides, at run time, where the run checkpoints: the pipeline 
 directory per configuration (`<root>/checkpoints/<config hash>`), and the executor puts
 the run under a subdirectory named by the identity of its inputs: the Examples'
 span, version and input_fingerprint (which ImportExampleGen records) and the base
-model's id and uri. A rerun after a kill (same configuration, data and base model)
+model's id and uri (phase 2 of a two-phase run names its base, phase 1's model, by the
+checkpoint directory phase 1 trained in, which a rerun keeps). A rerun after a kill (same configuration, data and base model)
 finds its checkpoints and resumes; new data or a new base model starts a fresh
 directory (warm-started from the base model), so a scheduled rerun of one compiled
 spec trains on what is new instead of returning the old model.
@@ -81,11 +82,29 @@ def _examples_identity(examples: list[types.Artifact]) -> list[dict]:
     return sorted(out, key=json.dumps)
 
 
+def _trained_in(model: types.Artifact) -> Optional[str]:
+    """The checkpoint directory the model's run trained in (its warm_start.json), if recorded."""
+    info_path = f"{model.uri.rstrip('/')}/{warm_start.CHECKPOINT_DIR}/{warm_start.INFO_FILE}"
+    if not tf.io.gfile.exists(info_path):
+        return None
+    with tf.io.gfile.GFile(info_path) as f:
+        return json.load(f).get("checkpoint_dir")
+
+
 def run_checkpoint_dir(config_checkpoint_dir: str, examples: list[types.Artifact],
-                       base_models: list[types.Artifact]) -> str:
-    """`<config checkpoint dir>/<hash of the examples' identity and the base model>`."""
-    key = {"examples": _examples_identity(examples),
-           "base_model": [{"id": m.id, "uri": m.uri} for m in base_models]}
+                       base_models: list[types.Artifact], base_by_training: bool = False) -> str:
+    """`<config checkpoint dir>/<hash of the examples' identity and the base model>`.
+
+    base_by_training: name the base model by the checkpoint directory it was trained in,
+      not by its artifact. Phase 2 of a two-phase run does: a rerun after a kill in phase 2
+      reruns phase 1, which resumes at its last step and exports the same weights as a NEW
+      Model artifact; keyed on the artifact, phase 2 would start over instead of resuming.
+    """
+    def identity(model: types.Artifact) -> dict:
+        trained_in = _trained_in(model) if base_by_training else None
+        return {"trained_in": trained_in} if trained_in else {"id": model.id, "uri": model.uri}
+
+    key = {"examples": _examples_identity(examples), "base_model": [identity(m) for m in base_models]}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return f"{config_checkpoint_dir.rstrip('/')}/run-{digest}"
 
@@ -123,7 +142,8 @@ class BertTrainerExecutor(trainer_executor.GenericExecutor):
         base_models = input_dict.get(BASE_MODEL_KEY) or []
         if "checkpoint_dir" in custom_config:
             custom_config["checkpoint_dir"] = run_checkpoint_dir(custom_config["checkpoint_dir"], examples,
-                                                                 base_models)
+                                                                 base_models,
+                                                                 base_by_training=custom_config.get("phase") == 2)
         exec_properties = {**exec_properties, standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(custom_config)}
         if not is_chief():
             self._log_startup(input_dict, output_dict, exec_properties)

@@ -81,9 +81,13 @@ class TrainerParams:
     # pipeline.code_version.CodeVersion.to_dict() of the code that built the pipeline: in the
     # Trainer's inputs so a code change is a cache miss, and recorded with the model.
     code_version: Optional[dict] = None
+    # Two-phase pretraining (pipeline/phases.py): 1 or 2; None in a one-phase run. Phase 1
+    # may warm-start from a base model trained at another length (retraining after a
+    # two-phase run); phase 2 warm-starts phase 1's weights only, with a fresh optimizer.
+    phase: Optional[int] = None
 
     def to_custom_config(self) -> dict[str, Any]:
-        return {
+        values = {
             "bert_config": dict(self.bert_config),
             "training": dataclasses.asdict(self.training),
             "max_seq_length": self.max_seq_length,
@@ -92,6 +96,10 @@ class TrainerParams:
             "vocab_file": self.vocab_file,
             "code_version": self.code_version,
         }
+        if self.phase is not None:
+            # Only when set: a one-phase Trainer's custom_config (its cache key) is unchanged.
+            values["phase"] = self.phase
+        return values
 
     @classmethod
     def from_custom_config(cls, custom_config: dict[str, Any]) -> "TrainerParams":
@@ -113,4 +121,5 @@ class TrainerParams:
             checkpoint_dir=custom_config["checkpoint_dir"],
             vocab_file=custom_config.get("vocab_file"),
             code_version=custom_config.get("code_version"),
+            phase=custom_config.get("phase"),
         )

@@ -101,7 +101,7 @@ def _trained_state(bert_config: BertConfig, params: TrainerParams, global_step: 
         max_predictions_per_seq=params.max_predictions_per_seq, vocab_file=params.vocab_file,
         vocab_sha256=warm_start.file_sha256(params.vocab_file), optimizer_type=t.optimizer_type,
         adam_bias_correction=t.adam_bias_correction, global_step=global_step, total_steps=total_steps,
-        warm_start=how, base_model=base_model)
+        warm_start=how, base_model=base_model, checkpoint_dir=params.checkpoint_dir)
 
 
 @contextlib.contextmanager
@@ -168,7 +168,7 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
             # Checked before training, so a mismatch costs nothing and trains nothing.
             base = warm_start.load_trained_state(base_model)
             how = warm_start.plan_warm_start(base, os.path.dirname(base_model.rstrip("/")),
-                                             _trained_state(bert_config, params, 0, 0))
+                                             _trained_state(bert_config, params, 0, 0), phase=params.phase)
             base_steps = base.total_steps
 
             def starter(model, how=how):  # model is state.model; the optimizer is restored too.

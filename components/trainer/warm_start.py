@@ -16,6 +16,10 @@ The rule for a successor (`plan_warm_start`):
   - optimizer type and bias correction unchanged, and no bias correction (the original
     AdamW): weights AND optimizer slots are restored.
   - otherwise: weights only (logged).
+In two-phase pretraining (pipeline/phases.py) the length may differ: phase 1 may start from
+a base trained at phase 2's length, and phase 2 from phase 1 (the position table already
+covers both: max_position_embeddings is an architecture field). Phase 2 always restores
+weights only: a fresh optimizer, as google-research/bert's and NVIDIA's phase 2 do.
 Either way the optimizer's step starts again at 0: the new run trains num_train_steps
 more steps with a fresh warm-up and linear decay (the original schedule ends at 0, so
 "continuing the decay" would train at a zero learning rate; re-warming is what continued
@@ -76,6 +80,10 @@ class TrainedState:
     # WEIGHTS_AND_OPTIMIZER (from base_model, a Format-Serving path).
     warm_start: str = "none"
     base_model: Optional[str] = None
+    # The run's checkpoint directory (<config>/run-<inputs>): names these weights across
+    # reruns, so a successor that resumes keys its own checkpoints on it, not on the Model
+    # artifact's id, which a rerun of the same training changes.
+    checkpoint_dir: Optional[str] = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -116,8 +124,11 @@ def load_trained_state(base_serving_dir: str) -> TrainedState:
         return TrainedState(**json.load(f))
 
 
-def plan_warm_start(base: TrainedState, base_uri: str, current: TrainedState) -> str:
+def plan_warm_start(base: TrainedState, base_uri: str, current: TrainedState, phase: Optional[int] = None) -> str:
     """WEIGHTS_AND_OPTIMIZER or WEIGHTS (see the module docstring).
+
+    Args:
+      phase: the current Trainer's phase in a two-phase run (None: one phase).
 
     Raises:
       ValueError: vocabulary, max_seq_length or architecture differ (names both).
@@ -128,7 +139,7 @@ def plan_warm_start(base: TrainedState, base_uri: str, current: TrainedState) ->
             f"{base.vocab_file} (sha256 {str(base.vocab_sha256)[:12]}), this run has {current.vocab_file} "
             f"(sha256 {str(current.vocab_sha256)[:12]}). Use the base model's vocabulary (--vocab_file "
             f"{base.vocab_file}) or train without retraining (bertpipe run).")
-    if base.max_seq_length != current.max_seq_length:
+    if phase is None and base.max_seq_length != current.max_seq_length:
         raise ValueError(
             f"Cannot warm-start from the base model {base_uri}: it was trained with --max_seq_length "
             f"{base.max_seq_length}, this run has {current.max_seq_length}. Use the same, or train "
@@ -141,6 +152,10 @@ def plan_warm_start(base: TrainedState, base_uri: str, current: TrainedState) ->
             f"Cannot warm-start from the base model {base_uri}: its architecture differs from the "
             f"configured BertConfig (base vs this run: {described}). Use the base model's "
             f"bert_config.json (--bert_config_file), or train without retraining (bertpipe run).")
+    if phase == 2:
+        logger.info("Phase 2 restores phase 1's weights with a fresh optimizer (max_seq_length %d -> %d).",
+                    base.max_seq_length, current.max_seq_length)
+        return WEIGHTS
     same_optimizer = (base.optimizer_type == current.optimizer_type
                       and base.adam_bias_correction == current.adam_bias_correction)
     bias_corrected = current.adam_bias_correction or (current.adam_bias_correction is None

@@ -108,6 +108,23 @@ def test_integer_parameters_are_read_as_integers(importer_spec):
         pipeline_job.pipeline_parameters(job, {"steps": "1.5"})
 
 
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("FALSE", False),
+                                            ("true", True), ("True", True)])
+def test_boolean_parameters_are_read_as_booleans(importer_spec, text, expected):
+    job = pipeline_job.load(importer_spec)
+    job.spec.root.input_definitions.parameters["use_tpu"].parameter_type = pipeline_spec_pb2.ParameterType.BOOLEAN
+    value = pipeline_job.pipeline_parameters(job, {"use_tpu": text})["use_tpu"]
+    assert value.WhichOneof("kind") == "bool_value" and value.bool_value is expected
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "0", ""])
+def test_a_boolean_parameter_is_true_or_false_nothing_else(importer_spec, text):
+    job = pipeline_job.load(importer_spec)
+    job.spec.root.input_definitions.parameters["use_tpu"].parameter_type = pipeline_spec_pb2.ParameterType.BOOLEAN
+    with pytest.raises(ValueError, match=f"--parameter use_tpu={text}: does not fit the parameter's type BOOLEAN"):
+        pipeline_job.pipeline_parameters(job, {"use_tpu": text})
+
+
 def test_a_schema_2_0_spec_is_refused_with_the_fix(tmp_path, capsys):
     path = compile_spec([latest_blessed_model_resolver()], tmp_path / "old.json", schema_2_1=False)
     assert cli.main(["run-spec", path, "--metadata_path", str(tmp_path / "m.sqlite")]) == 2

@@ -9,9 +9,10 @@ Task by task in dependency order:
   - importer tasks (no container): the orchestrator makes the artifact from the spec's URI,
     or reuses a LIVE one with that URI and type unless `reimport` is set;
   - resolver tasks (no container): their artifact filters are answered from the metadata
-    store (kubeflow/metadata_queries.py), latest first; an empty answer leaves the
-    downstream input out if the consumer declares it `isOptional` (kubeflow/runner.py marks
-    every resolver-fed input so), and fails the consumer otherwise, as the spec states it.
+    store (kubeflow/metadata_queries.py) with the latest matching artifact (`latest`); an
+    empty answer leaves the downstream input out if the consumer declares it `isOptional`
+    (kubeflow/runner.py marks every resolver-fed input so), and fails the consumer
+    otherwise, as the spec states it.
 Every task's execution, artifacts and events go into a local ML-metadata store that plays
 Vertex ML Metadata (kubeflow/local_metadata.py). Tasks run one at a time; there is no
 cache (each run executes every task). It never calls TFX's LocalDagRunner.
@@ -218,9 +219,9 @@ class SpecRunner:
         else:
             raise ValueError(f"Importer task {name} has no artifact URI in the spec.")
         title = local_metadata.schema_title(importer.type_schema)
-        reused = [] if importer.reimport else self.metadata.find_by_uri(title, uri)
-        if reused:
-            artifact = local_metadata.runtime_artifact(reused[0], importer.type_schema)
+        reused = None if importer.reimport else latest(self.metadata.find_by_uri(title, uri))
+        if reused is not None:
+            artifact = local_metadata.runtime_artifact(reused, importer.type_schema)
             event_type = metadata_store_pb2.Event.INTERNAL_OUTPUT
         else:
             artifact = pipeline_spec_pb2.RuntimeArtifact(
@@ -249,10 +250,23 @@ class SpecRunner:
             except ValueError as e:
                 raise ValueError(f"Resolver task {name}, output {key!r}: {e}") from None
             type_schema = component.output_definitions.artifacts[key].artifact_type
-            outputs[key] = [local_metadata.runtime_artifact(a, type_schema) for a in found[:1]]
-            logger.info("  %s: %s -> %s", key, text, found[0].name if found else "(nothing)")
+            chosen = latest(found)
+            outputs[key] = [local_metadata.runtime_artifact(chosen, type_schema)] if chosen is not None else []
+            logger.info("  %s: %s -> %s", key, text, chosen.name if chosen is not None else "(nothing)")
         self.metadata.finish_execution(execution, outputs, event_type=metadata_store_pb2.Event.INTERNAL_OUTPUT)
         return outputs
+
+
+def latest(artifacts: list[metadata_store_pb2.Artifact]) -> Optional[metadata_store_pb2.Artifact]:
+    """The artifact created last (creation time, then id: MLMD's ids grow with creation), or None.
+
+    What a resolver task answers with: the blessing resolver's filter matches every blessed
+    ModelBlessing of the pipeline, and the latest one names the latest blessed model, as
+    TFX's LatestBlessedModelStrategy resolves it (the newest Model that has a blessed
+    ModelBlessing). Chosen here, not taken from the query's order, so that the answer does
+    not depend on how the query happens to sort.
+    """
+    return max(artifacts, key=lambda a: (a.create_time_since_epoch, a.id), default=None)
 
 
 def _check_supported(job: pipeline_job_lib.PipelineJob, name: str) -> None:

@@ -1,13 +1,19 @@
 """The retraining gate in TFMA (what the TFX Evaluator runs): candidate and baseline on the same
-examples, change thresholds on top of the value bounds, and no baseline on a first run."""
+examples, make_eval_config's change thresholds on top of the value bounds (against a baseline
+that is really better), and no baseline on a first run."""
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from components.evaluator.eval_config import BASELINE, CANDIDATE, make_eval_config
 from components.evaluator.results import read_baseline_metrics, read_eval_metrics
 from components.trainer.run_fn import pretrain
+from conftest import make_example
 from trainer_helpers import split_files, tiny_params
 
 
@@ -44,16 +50,52 @@ def test_candidate_equal_to_baseline_passes_a_zero_drop(model_dir, independent_r
     assert candidate == pytest.approx(baseline)
 
 
-def test_change_threshold_is_applied_against_the_baseline(model_dir, independent_records, tmp_path):
-    """Requiring an improvement of 0.01 over an identical baseline must fail, on the diff metric."""
-    data = split_files(independent_records, "eval")[0]
-    config = make_eval_config(0.0, 0.0, max_masked_lm_accuracy_drop=0.0)
-    [accuracy] = [m for spec in config.metrics_specs for m in spec.metrics if '"masked_lm_accuracy"' in m.config]
-    accuracy.threshold.change_threshold.absolute.value = 0.01
-    validation = _analyse(config, model_dir, model_dir, data, str(tmp_path / "worse"))
+def _constant_label_records(path: str, count: int, seed: int) -> str:
+    """Records of the tiny schema whose masked tokens are all token 7: a model trained on them
+    learns to predict 7 and scores a high masked_lm_accuracy; one trained on random tokens does not."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(count):
+            example = make_example(rng)
+            features = example.features.feature
+            weights = features["masked_lm_weights"].float_list.value
+            features["masked_lm_ids"].int64_list.value[:] = [7 if w > 0 else 0 for w in weights]
+            writer.write(example.SerializeToString())
+    return path
+
+
+@pytest.fixture(scope="module")
+def better_baseline(tmp_path_factory):
+    """(eval file of constant-label records, a model trained on such records): the baseline a
+    candidate trained on random tokens (`model_dir`) falls far below on masked_lm_accuracy."""
+    out = tmp_path_factory.mktemp("better_baseline")
+    train = _constant_label_records(str(out / "records" / "train" / "part-0.tfrecord"), 64, seed=11)
+    data = _constant_label_records(str(out / "records" / "eval" / "part-0.tfrecord"), 32, seed=12)
+    params = tiny_params(str(out / "ckpt"), num_train_steps=8, save_checkpoints_steps=8, iterations_per_loop=8,
+                         learning_rate=1e-2, num_warmup_steps=0, max_eval_steps=4)
+    pretrain(params, [train], [data], str(out / "model" / "Format-Serving"), str(out / "run"))
+    return data, str(out / "model" / "Format-Serving")
+
+
+def _failures(validation) -> set[tuple[str, bool]]:
+    """(metric name, is_diff) of every threshold the validation failed."""
+    return {(failure.metric_key.name, failure.metric_key.is_diff)
+            for per_slice in validation.metric_validations_per_slice for failure in per_slice.failures}
+
+
+def test_a_candidate_below_the_baseline_by_more_than_the_allowed_drop_is_not_blessed(model_dir, better_baseline,
+                                                                                     tmp_path):
+    """make_eval_config's own change thresholds, against a baseline that really is better: the
+    masked LM drop (beyond the 0.05 allowed) fails, on the diff metric; the next-sentence drop
+    of at most 1.0, which no accuracy difference can exceed, passes."""
+    data, baseline_dir = better_baseline
+    config = make_eval_config(0.0, 0.0, max_masked_lm_accuracy_drop=0.05, max_next_sentence_accuracy_drop=1.0)
+    validation = _analyse(config, model_dir, baseline_dir, data, str(tmp_path / "worse"))
+    candidate, baseline = read_eval_metrics(str(tmp_path / "worse")), read_baseline_metrics(str(tmp_path / "worse"))
+    assert baseline["masked_lm_accuracy"] - candidate["masked_lm_accuracy"] > 0.05  # the premise
     assert not validation.validation_ok
-    failures = str(validation.metric_validations_per_slice)
-    assert "masked_lm_accuracy" in failures and "is_diff: true" in failures
+    assert _failures(validation) == {("masked_lm_accuracy", True)}
 
 
 def test_first_run_without_baseline_is_judged_on_value_bounds(model_dir, independent_records, tmp_path):

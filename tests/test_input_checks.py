@@ -91,3 +91,28 @@ def test_missing_or_empty_corpus_names_the_corpus_flag(content, message, tmp_pat
     assert cli.main(["run", "--corpus", str(corpus), "--output_dir", str(tmp_path / "out")]) == 2
     err = _one_line_error(capsys)
     assert "--corpus" in err and "--input_file" not in err and message in err
+
+
+def test_a_corrupt_record_past_the_first_read_batch_is_found(tmp_path):
+    """The scan reads records in batches (4096): a flipped byte in a record after the first batch,
+    in a shard of tiny (3-byte) records, must be found as surely as one inside it."""
+    import tensorflow as tf
+
+    count, payload = input_checks._SCAN_BATCH + 100, b"abc"
+    shard = str(tmp_path / "examples" / "part-0.tfrecord")
+    os.makedirs(os.path.dirname(shard))
+    with tf.io.TFRecordWriter(shard) as writer:
+        for _ in range(count):
+            writer.write(payload)
+    assert input_checks.find_corrupt_record(shard) is None
+    framed = 8 + 4 + len(payload) + 4  # length, its CRC, the data, its CRC
+    data = bytearray(open(shard, "rb").read())
+    assert len(data) == count * framed
+    record = input_checks._SCAN_BATCH + 4
+    data_offset = record * framed + 12
+    data[data_offset] ^= 0x01  # the first data byte of that record
+    open(shard, "wb").write(bytes(data))
+    # TensorFlow names the offset of the record's data, whose CRC no longer matches.
+    assert input_checks.find_corrupt_record(shard) == f"corrupted record at {data_offset}"
+    with pytest.raises(ValueError, match=r"part-0.tfrecord is not a whole TFRecord file \(corrupted record"):
+        input_checks.check_examples_dir(str(tmp_path / "examples"), presplit=False)

@@ -111,6 +111,23 @@ def test_integer_parameters_are_read_as_integers(importer_spec):
         pipeline_job.pipeline_parameters(job, {"steps": "1.5"})
 
 
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("FALSE", False),
+                                            ("true", True), ("True", True)])
+def test_boolean_parameters_are_read_as_booleans(importer_spec, text, expected):
+    job = pipeline_job.load(importer_spec)
+    job.spec.root.input_definitions.parameters["use_tpu"].parameter_type = pipeline_spec_pb2.ParameterType.BOOLEAN
+    value = pipeline_job.pipeline_parameters(job, {"use_tpu": text})["use_tpu"]
+    assert value.WhichOneof("kind") == "bool_value" and value.bool_value is expected
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "0", ""])
+def test_a_boolean_parameter_is_true_or_false_nothing_else(importer_spec, text):
+    job = pipeline_job.load(importer_spec)
+    job.spec.root.input_definitions.parameters["use_tpu"].parameter_type = pipeline_spec_pb2.ParameterType.BOOLEAN
+    with pytest.raises(ValueError, match=f"--parameter use_tpu={text}: does not fit the parameter's type BOOLEAN"):
+        pipeline_job.pipeline_parameters(job, {"use_tpu": text})
+
+
 def test_a_schema_2_0_spec_is_refused_with_the_fix(tmp_path, capsys):
     path = compile_spec([latest_blessed_model_resolver()], tmp_path / "old.json", schema_2_1=False)
     assert cli.main(["run-spec", path, "--metadata_path", str(tmp_path / "m.sqlite")]) == 2
@@ -237,3 +254,61 @@ def test_container_task_input_carries_upstream_names_types_and_metadata(tmp_path
     consumer.inputs.artifacts["vocabulary"].task_output_artifact.output_artifact_key = "vocabulary"
     produced = {("VocabularyGen", "vocabulary"): [artifact]}
     assert executor_input.resolve_artifacts("PretrainingDataGen", consumer, produced) == {"vocabulary": [artifact]}
+
+
+def _record_training_job(store, job_name: str, blessed: bool, trainer_fails: bool = False) -> dict:
+    """One job's Trainer and Evaluator as run-spec records them: the Model, then a ModelBlessing
+    whose `current_model_id` is the model's resource name (what TFX's Evaluator writes there on
+    Vertex AI) and `blessed` 1 or 0. A failed Trainer records nothing after it."""
+    metadata = local_metadata.LocalVertexMetadata(store, "bert-pretraining", job_name)
+    trainer = metadata.start_execution(local_metadata.CONTAINER_EXECUTION_TYPE, "BertTrainer", {})
+    if trainer_fails:
+        metadata.finish_execution(trainer, {}, state=metadata_store_pb2.Execution.FAILED)
+        return {}
+    model = pipeline_spec_pb2.RuntimeArtifact(name=executor_input.output_artifact_name(job_name, "BertTrainer", "model"),
+                                              uri=f"/root/{job_name}/model")
+    model.type.schema_title = "tfx.Model"
+    metadata.finish_execution(trainer, {"model": [model]})
+    evaluator = metadata.start_execution(local_metadata.CONTAINER_EXECUTION_TYPE, "Evaluator", {},
+                                         inputs={"model": [model]})
+    blessing = pipeline_spec_pb2.RuntimeArtifact(
+        name=executor_input.output_artifact_name(job_name, "Evaluator", "blessing"), uri=f"/root/{job_name}/blessing")
+    blessing.type.schema_title = "tfx.ModelBlessing"
+    blessing.metadata.update({"blessed": int(blessed), "current_model_id": model.name})
+    metadata.finish_execution(evaluator, {"blessing": [blessing]})
+    return {"model": model.name, "blessing": blessing.name}
+
+
+def test_the_resolver_returns_the_latest_blessed_model_of_several(tmp_path):
+    """LatestBlessedModelStrategy's contract: the newest model that is blessed. Here: two blessed
+    runs, a failed run, the newest blessed run, then a newer run that was not blessed."""
+    metadata_path = tmp_path / "metadata.sqlite"
+    store = _store(metadata_path)
+    _record_training_job(store, "job-1", blessed=True)
+    _record_training_job(store, "job-2", blessed=True)
+    _record_training_job(store, "job-3", blessed=True, trainer_fails=True)
+    newest_blessed = _record_training_job(store, "job-4", blessed=True)
+    _record_training_job(store, "job-5", blessed=False)
+
+    path = compile_spec([latest_blessed_model_resolver()], tmp_path / "resolver.json")
+    result = spec_runner.run_spec(path, str(tmp_path / "root"), str(metadata_path))
+    outputs = {task.name: task.outputs for task in result.tasks}
+    [blessing] = outputs[BLESSING_TASK]["model_blessing"]
+    [model] = outputs[MODEL_TASK]["model"]
+    assert (blessing.name, model.name) == (newest_blessed["blessing"], newest_blessed["model"])
+    assert model.uri == "/root/job-4/model" and local_metadata.schema_title(model.type) == "tfx.Model"
+    # The store links the resolver's execution to that model, as TFX links a resolver's answer.
+    [resolver] = [e for e in store.get_executions() if e.name == f"{result.job_name}/{MODEL_TASK}"]
+    [answer] = [e for e in store.get_events_by_execution_ids([resolver.id])
+                if e.type == metadata_store_pb2.Event.INTERNAL_OUTPUT]
+    assert store.get_artifacts_by_id([answer.artifact_id])[0].name == newest_blessed["model"]
+
+
+def test_latest_is_chosen_by_creation_time_then_id_whatever_the_order_given():
+    def artifact(artifact_id, created):
+        return metadata_store_pb2.Artifact(id=artifact_id, create_time_since_epoch=created)
+
+    found = [artifact(3, 1000), artifact(9, 2000), artifact(4, 2000), artifact(12, 1500)]
+    assert spec_runner.latest(found).id == 9
+    assert spec_runner.latest(list(reversed(found))).id == 9
+    assert spec_runner.latest([]) is None

@@ -213,3 +213,27 @@ def test_spec_file_missing_or_not_a_pipeline_job(tmp_path, fake_vertex, capsys):
         assert cli.main(["submit", str(path), "--project", "my-project", "--region", "us-central1"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("bertpipe submit: error: ") and "\n" not in err and message in err, err
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("true", True), ("TRUE", True)])
+def test_boolean_parameters_are_sent_as_booleans(spec_file, fake_vertex, tmp_path, text, expected):
+    """A schema 2.1 BOOLEAN runtime parameter reaches the PipelineJob request as a JSON bool:
+    "false" must not arrive as true (as bool("false") would make it)."""
+    spec = json.loads(open(spec_file).read())
+    spec["pipelineSpec"]["root"]["inputDefinitions"] = {"parameters": {"use_xla": {"parameterType": "BOOLEAN"}}}
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(spec))
+    assert submit.typed_parameters(spec, {"use_xla": text}) == {"use_xla": expected}
+    assert cli.main(["submit", str(path), "--project", "my-project", "--region", "us-central1",
+                     "--parameter", f"use_xla={text}"]) == 0
+    [client] = [c for c in fake_vertex["clients"] if c.requests]
+    sent = client.requests[0].pipeline_job.runtime_config.parameter_values["use_xla"]
+    assert sent is expected
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "no", ""])
+def test_a_boolean_parameter_other_than_true_or_false_is_refused(spec_file, text):
+    spec = json.loads(open(spec_file).read())
+    spec["pipelineSpec"]["root"]["inputDefinitions"] = {"parameters": {"use_xla": {"parameterType": "BOOLEAN"}}}
+    with pytest.raises(ValueError, match=f"--parameter use_xla={text}: the spec declares it BOOLEAN"):
+        submit.typed_parameters(spec, {"use_xla": text})

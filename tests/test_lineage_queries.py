@@ -182,3 +182,63 @@ def test_graph_runs_left_to_right_and_names_every_node(retraining_store, tmp_pat
         for _, data in built.nodes(data=True):
             assert data["label"] in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.dot", "g.mmd", "g.svg", "metadata.sqlite"]
+
+
+def test_a_models_lineage_lists_its_own_evaluation_not_the_one_that_used_it_as_baseline(retraining_store):
+    """Run 2's Evaluator read model 1 as `baseline_model`: that evaluation is model 2's."""
+    snapshot, ids = retraining_store
+    lineage = queries.model_lineage(snapshot, ids["model_1"], _metrics)
+    [evaluation] = lineage["evaluations"]
+    assert evaluation["evaluation"]["uri"] == "/eval/1"
+    assert evaluation["metrics"]["masked_lm_accuracy"] == pytest.approx(0.10)
+    assert evaluation["baseline_model"] is None
+    [evaluation_2] = queries.model_lineage(snapshot, ids["model_2"], _metrics)["evaluations"]
+    assert evaluation_2["evaluation"]["uri"] == "/eval/2" and evaluation_2["baseline_model"]["id"] == ids["model_1"]
+
+
+@pytest.fixture
+def several_runs(tmp_path):
+    """Runs as LocalDagRunner records them (tests/mlmd_builder.py): 1 and 2 blessed and pushed,
+    3 failed after resolving run 2's model, 4 blessed and pushed, 5 (the newest) not blessed and
+    not pushed. Runs 2, 4 and 5 warm-started from, and were compared with, the previous blessed one."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    from mlmd_builder import StoreBuilder
+
+    path = str(tmp_path / "metadata.sqlite")
+    store = StoreBuilder(path, pipeline_name=PIPELINE)
+    run_1 = store.training_run("run-1")
+    run_2 = store.training_run("run-2", base_model=run_1["model"], base_blessing=run_1["blessing"])
+    failed = store.run("run-3")
+    store.execute(failed, "latest_blessed_model_resolver",
+                  outputs={"model": run_2["model"], "model_blessing": run_2["blessing"]})
+    store.execute(failed, "BertTrainer", inputs={"base_model": run_2["model"]},
+                  state=metadata_store_pb2.Execution.FAILED)
+    run_4 = store.training_run("run-4", base_model=run_2["model"], base_blessing=run_2["blessing"])
+    run_5 = store.training_run("run-5", blessed=False, base_model=run_4["model"], base_blessing=run_4["blessing"])
+    snapshot = store_lib.read_snapshot(store_lib.connect(store_lib.sqlite_connection_config(path), path),
+                                       PIPELINE, path)
+    return snapshot, {name: {k: str(v) for k, v in made.items()} for name, made in
+                      (("run-1", run_1), ("run-2", run_2), ("run-4", run_4), ("run-5", run_5))}
+
+
+def test_model_specs_pick_the_right_model_among_several_runs(several_runs):
+    snapshot, made = several_runs
+    assert queries.find_model(snapshot, "latest").id == made["run-5"]["model"]
+    assert queries.find_model(snapshot, "latest-blessed").id == made["run-4"]["model"]
+    assert queries.find_model(snapshot, "pushed").id == made["run-4"]["model"]
+    assert queries.find_model(snapshot, "/serving/run-2").id == made["run-2"]["model"]
+    # Each blessed model's lineage holds its own evaluation and push only, although the
+    # next run read it as base and baseline model.
+    lineage = queries.model_lineage(snapshot, made["run-4"]["model"], lambda uri: {})
+    assert [e["evaluation"]["uri"] for e in lineage["evaluations"]] == ["/e/run-4"]
+    assert [p["destination"] for p in lineage["pushes"]] == ["/serving/run-4"]
+    assert lineage["base_model"]["id"] == made["run-2"]["model"] and lineage["blessed"] is True
+    newest = queries.model_lineage(snapshot, "latest", lambda uri: {})
+    assert newest["blessed"] is False and newest["pushes"] == [
+        {"execution_id": newest["pushes"][0]["execution_id"], "state": "COMPLETE", "pushed": False,
+         "destination": None}]
+    statuses = [(r["run_id"], r["status"], r["blessed"], r["pushed_to"]) for r in queries.runs(snapshot, lambda u: {})]
+    assert statuses == [("run-5", "complete", False, None), ("run-4", "complete", True, "/serving/run-4"),
+                        ("run-3", "failed", None, None), ("run-2", "complete", True, "/serving/run-2"),
+                        ("run-1", "complete", True, "/serving/run-1")]

@@ -160,3 +160,39 @@ def test_the_lock_is_reentrant_in_one_process_and_held_until_the_outer_block_end
             pass
         assert not other_process_gets_it()
     assert other_process_gets_it()
+
+
+_HOLD_RUN_LOCKS = """
+import sys, time
+from pipeline.local_paths import LocalPaths, locked_locations
+from pipeline import run_lock
+with run_lock.hold(locked_locations(LocalPaths.under(sys.argv[1], pipeline_root=sys.argv[2]))):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("store", ["another SQLite file", "MySQL"])
+def test_a_run_sharing_the_pipeline_root_is_refused_whatever_its_store(store, tmp_path, capsys):
+    """Two runs with their own metadata stores but one --pipeline_root would share records,
+    checkpoints and artifact directories: the second `bertpipe run` is refused, before it
+    imports the pipeline or touches its store."""
+    from pipeline import cli
+
+    root = str(tmp_path / "shared_root")
+    holder = _child(_HOLD_RUN_LOCKS, str(tmp_path / "first"), root)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = tmp_path / "second"
+        where = (["--metadata_path", str(second / "metadata.sqlite")] if store != "MySQL" else
+                 ["--metadata_mysql_database", "mlmd", "--metadata_mysql_port", "1"])
+        # A corpus that is not there: were the lock not taken, the run would stop on it instead.
+        status = cli.main(["run", "--output_dir", str(second), "--pipeline_root", root,
+                           "--corpus", str(tmp_path / "no_corpus.txt")] + where)
+        err = capsys.readouterr().err
+        assert status == 2
+        assert f"another bertpipe run is using {root} (pid {holder.pid}" in err, err
+        assert not (second / "metadata.sqlite").exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -2,6 +2,7 @@
 checkpoint directory (components/trainer/component.py), on tiny records."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 
 from components.bert.config import BertConfig
-from components.trainer import warm_start
+from components.trainer import run_fn, warm_start
 from components.trainer.component import run_checkpoint_dir
 from components.trainer.run_fn import build_state, pretrain
 from components.trainer import strategy as strategy_lib
@@ -61,8 +62,44 @@ def test_restore_gives_the_base_weights_and_slots_and_restarts_the_step(base, ti
     assert slots and any(np.abs(v.numpy()).sum() > 0 for v in slots)
 
 
-def test_successor_records_its_base_and_counts_all_steps(base, independent_records, tiny_vocab_file, tmp_path):
+def _base_weights(base: str, vocab_file: str) -> list[np.ndarray]:
+    """The base model's trained weights, read from its Checkpoint/ with TensorFlow's own reader."""
+    bert_config = BertConfig.from_dict(warm_start.load_trained_state(base).bert_config)
+    state = build_state(bert_config, tiny_params("/unused", vocab_file=vocab_file),
+                        strategy_lib.select_strategy(None))
+    initial = [v.numpy().copy() for v in state.model.trainable_variables]
+    tf.train.Checkpoint(model=state.model).read(
+        os.path.join(os.path.dirname(base), "Checkpoint", "ckpt")).expect_partial().assert_existing_objects_matched()
+    trained = [v.numpy() for v in state.model.trainable_variables]
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, trained))  # 6 steps moved them
+    return trained
+
+
+def test_successor_starts_from_the_base_weights_records_its_base_and_counts_all_steps(
+        base, independent_records, tiny_vocab_file, tmp_path, monkeypatch):
+    """pretrain's own warm start, observed where the training loop runs it: just before the
+    first step, the weights are the base's and the step is 0."""
+    real_train = run_fn.train
+    seen = {}
+
+    def train_observed(state, *args, **kwargs):
+        bound = inspect.signature(real_train).bind(state, *args, **kwargs)
+        starter = bound.arguments["warm_start"]
+
+        def start_then_look(model):
+            starter(model)
+            seen["weights"] = [v.numpy().copy() for v in model.trainable_variables]
+            seen["step"] = int(state.optimizer.iterations.numpy())
+        bound.arguments["warm_start"] = start_then_look
+        return real_train(*bound.args, **bound.kwargs)
+
+    monkeypatch.setattr(run_fn, "train", train_observed)
     info = _successor(independent_records, tiny_vocab_file, tmp_path, base)
+    expected = _base_weights(base, tiny_vocab_file)
+    assert len(seen["weights"]) == len(expected)
+    for restored, from_base in zip(seen["weights"], expected):
+        np.testing.assert_array_equal(restored, from_base)
+    assert seen["step"] == 0
     assert info["warm_start"] == warm_start.WEIGHTS_AND_OPTIMIZER
     assert info["base_model"] == base
     assert info["global_step"] == 6 and info["total_steps"] == 12

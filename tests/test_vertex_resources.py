@@ -44,6 +44,39 @@ def test_tpu_shapes_under_vertex_names(tpu, machine, accelerator, count, topolog
     assert [p["replica_count"] for p in resources.worker_pool_specs()] == [1]
 
 
+# Every --trainer_tpu name and the machine it must give, written from Vertex AI's compute
+# documentation (see pipeline/vertex_resources.py): a v2-8/v3-8 is one `cloud-tpu` with 8 cores,
+# v4-8 is 4 chips (2x2x1), and a v5litepod-N / v5e-N slice is N chips.
+_V2 = ("cloud-tpu", "TPU_V2", 8, None)
+_V3 = ("cloud-tpu", "TPU_V3", 8, None)
+_V4 = ("ct4p-hightpu-4t", "TPU_V4_POD", 4, "2x2x1")
+_V5E_1 = ("ct5lp-hightpu-1t", "TPU_V5_LITEPOD", 1, "1x1")
+_V5E_4 = ("ct5lp-hightpu-4t", "TPU_V5_LITEPOD", 4, "2x2")
+_V5E_8 = ("ct5lp-hightpu-8t", "TPU_V5_LITEPOD", 8, "2x4")
+EVERY_TPU_NAME = {
+    "v2-8": _V2, "v2": _V2, "TPU_V2": _V2,
+    "v3-8": _V3, "v3": _V3, "TPU_V3": _V3,
+    "v4-8": _V4, "v4": _V4, "TPU_V4_POD": _V4,
+    "v5e-1": _V5E_1, "v5litepod-1": _V5E_1,
+    "v5e-4": _V5E_4, "v5litepod-4": _V5E_4, "v5e": _V5E_4, "TPU_V5_LITEPOD": _V5E_4,
+    "v5e-8": _V5E_8, "v5litepod-8": _V5E_8,
+}
+
+
+def test_every_tpu_name_is_pinned_here():
+    assert set(EVERY_TPU_NAME) == set(tr.TPU_SHAPES) | set(tr.TPU_ALIASES)
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_TPU_NAME))
+def test_each_tpu_name_gives_its_machine(name):
+    machine, accelerator, count, topology = EVERY_TPU_NAME[name]
+    region = "us-central2" if accelerator == "TPU_V4_POD" else "us-central1"
+    expected = {"machine_type": machine, "accelerator_type": accelerator, "accelerator_count": count}
+    if topology:
+        expected["tpu_topology"] = topology
+    assert _resources(tpu=name, region=region).machine_spec() == expected
+
+
 def test_v4_is_in_us_central2_only():
     assert _resources(tpu="v4", region="us-central2").machine_spec() == {
         "machine_type": "ct4p-hightpu-4t", "accelerator_type": "TPU_V4_POD", "accelerator_count": 4,

@@ -237,7 +237,7 @@ def test_model_specs_pick_the_right_model_among_several_runs(several_runs):
     newest = queries.model_lineage(snapshot, "latest", lambda uri: {})
     assert newest["blessed"] is False and newest["pushes"] == [
         {"execution_id": newest["pushes"][0]["execution_id"], "state": "COMPLETE", "pushed": False,
-         "destination": None}]
+         "destination": None, "registry_model": None}]
     statuses = [(r["run_id"], r["status"], r["blessed"], r["pushed_to"]) for r in queries.runs(snapshot, lambda u: {})]
     assert statuses == [("run-5", "complete", False, None), ("run-4", "complete", True, "/serving/run-4"),
                         ("run-3", "failed", None, None), ("run-2", "complete", True, "/serving/run-2"),

@@ -16,6 +16,7 @@ from tfx.dsl.compiler import compiler
 from tfx.dsl.compiler import constants as compiler_constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from components.lineage import store as store_lib
 from components.lineage.store import MySQLTarget
 from components.pretraining_data import spans
 from pipeline import code_version, input_checks, interrupted_runs, private_tmp, run_lock
@@ -65,18 +66,6 @@ def run_pipeline(pipeline: tfx.dsl.Pipeline, run_id: str) -> None:
     tfx.orchestration.LocalDagRunner().run_with_ir(ir)
 
 
-def mysql_connection_config(target: MySQLTarget):
-    """TFX's MySQL ConnectionConfig for `target` (its helper has no socket argument: set after)."""
-    config = tfx.orchestration.metadata.mysql_metadata_connection_config(
-        host=target.host, port=target.port, database=target.database, username=target.user,
-        password=target.password)
-    if target.socket:
-        config.mysql.ClearField("host")
-        config.mysql.ClearField("port")
-        config.mysql.socket = target.socket
-    return config
-
-
 def check_data_source(config: PipelineConfig) -> PipelineConfig:
     """Fails early, with the flag's name, on data that is not there. Returns the config as the
     input checks should see it: a {SPAN} pattern replaced by its newest span's."""
@@ -111,7 +100,7 @@ def run_local(config: PipelineConfig, paths: LocalPaths, beam_pipeline_args: Opt
         connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path)
         store_name = paths.metadata_path
     else:
-        connection = mysql_connection_config(mysql)
+        connection = store_lib.mysql_connection_config(mysql)
         _check_mysql_reachable(connection, mysql)
         store_name = mysql.describe()
     with run_lock.hold(locked_locations(paths, mysql is not None)), private_tmp.private_tmpdir():

@@ -384,4 +384,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline import entry_point  # the console script's path: quiet first (this module's imports are done)
+
+    sys.exit(entry_point.main())

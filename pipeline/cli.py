@@ -177,7 +177,8 @@ def vertex_resources_from_args(args: argparse.Namespace):
         trainer = vertex_resources.trainer_resources(
             region=args.region, project=args.project, image=args.trainer_image or args.image,
             machine_type=args.trainer_machine_type, gpu=args.trainer_gpu, gpu_count=args.trainer_gpu_count,
-            tpu=args.trainer_tpu, workers=args.trainer_workers if args.trainer_workers is not None else 1)
+            tpu=args.trainer_tpu, workers=args.trainer_workers if args.trainer_workers is not None else 1,
+            service_account=args.service_account)
         if trainer.is_tpu and not args.trainer_image:
             raise ValueError("--trainer_tpu needs --trainer_image: an image built from kubeflow/Dockerfile.tpu "
                              "(TensorFlow and libtpu as built for Cloud TPU VMs).")
@@ -306,14 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default n1-standard-8; implied by --trainer_tpu)")
     vertex.add_argument("--trainer_gpu", help="Vertex AI GPU name, e.g. NVIDIA_TESLA_A100, NVIDIA_L4, NVIDIA_TESLA_T4")
     vertex.add_argument("--trainer_gpu_count", type=int, help="GPUs per machine (default: what the machine carries)")
-    vertex.add_argument("--trainer_tpu", help="TPU VM: v5e (= v5e-4), v5e-1, v5e-8, v4 (= v4-8), v3-8, v2-8, or "
-                                              "Vertex's TPU_V5_LITEPOD / TPU_V4_POD / TPU_V3 / TPU_V2")
+    vertex.add_argument("--trainer_tpu", help="TPU VM: v5e (= v5e-4), v5e-1, v5e-8, v3-8, v2-8, or "
+                                              "Vertex's TPU_V5_LITEPOD / TPU_V3 / TPU_V2")
     vertex.add_argument("--trainer_workers", type=int,
                         help="machines in all, chief included (default 1); >1 trains with MultiWorkerMirroredStrategy")
     vertex.add_argument("--trainer_image", help="the training job's image (default --image; a TPU needs one built "
                                                 "from kubeflow/Dockerfile.tpu)")
     vertex.add_argument("--region", help="Vertex AI region of the training job, e.g. us-central1")
     vertex.add_argument("--project", help="Google Cloud project of the training job")
+    vertex.add_argument("--service_account", help="the service account the pipeline runs as (give `bertpipe submit` "
+                                                  "the same): the training job runs as it too, not as Vertex AI's "
+                                                  "Custom Code Service Agent")
     steps = comp.add_argument_group("other steps' containers (KFP resource limits)")
     steps.add_argument("--step_cpu", type=float, help="CPU limit of each step's container, e.g. 8")
     steps.add_argument("--step_memory_gb", type=float, help="memory limit of each step's container in GB, e.g. 32")

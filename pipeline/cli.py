@@ -116,8 +116,18 @@ def _local_paths(args: argparse.Namespace) -> LocalPaths:
     return LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
 
 
+def check_tpu_is_here(config: PipelineConfig) -> None:
+    """--use_tpu with no TPU named or attached: refused before anything runs (not after the data steps)."""
+    if config.training.use_tpu:
+        from components.trainer import strategy  # Deferred: imports TensorFlow, which the run needs anyway.
+
+        t = config.training
+        strategy.check_tpu_request(strategy.tpu_address_from(True, t.tpu_name, t.tpu_zone, t.gcp_project))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_tpu_is_here(config)
     paths = _local_paths(args)
     mysql = mysql_target(args)
     if mysql is not None and args.metadata_path:
@@ -138,6 +148,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from pipeline import retrain  # Light: ML-metadata only.
 
     config = config_from_args(args)
+    check_tpu_is_here(config)
     paths = _local_paths(args)
     # Deciding reads the store only; with nothing new, nothing is created or locked.
     decision = retrain.decide(config, paths.metadata_path, force=args.force)

@@ -182,3 +182,14 @@ def test_on_a_tpu_vm_the_resolver_is_the_local_tpu_not_a_name(monkeypatch):
     with pytest.raises(AcceleratorNotFound, match="TPU 'local'"):  # unreachable: an error, not the CPU
         strategy.select_strategy(address, list_gpus=lambda: [], environ={})
     assert made == [{"tpu": "local"}]
+
+
+def test_bertpipe_run_use_tpu_without_a_tpu_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.setattr(strategy, "local_tpu_present", lambda environ=None: False)
+    assert cli.main(["run", "--use_tpu", "--output_dir", str(tmp_path / "out")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("bertpipe run: error: --use_tpu: no TPU here")
+    assert not (tmp_path / "out").exists()

@@ -11,11 +11,13 @@ against the batch size it must split.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Optional
 
 from tfx import v1 as tfx
 
+from kubeflow import code_check
 from pipeline.names import check_gcs_uri, check_image
 from pipeline.vertex_resources import TrainerResources, VertexResources
 from pipeline import code_version as code_version_lib
@@ -75,10 +77,11 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
         # (A --local_run spec runs here, where the checkout's corpus is.)
         config = config.replace(corpus_pattern=IMAGE_DEFAULT_CORPUS)
     serving_model_dir = serving_model_dir or f"{pipeline_root.rstrip('/')}/serving_model"
+    code_version = code_version or code_version_lib.current().to_dict()
     pipeline = create_pipeline(config, bert_config_dict(config), pipeline_root=pipeline_root,
                                serving_model_dir=serving_model_dir, metadata_connection_config=None,
                                beam_pipeline_args=beam_pipeline_args, examples_presplit=examples_presplit,
-                               code_version=code_version or code_version_lib.current().to_dict(),
+                               code_version=code_version,
                                retraining=retraining, vertex_resources=vertex_resources)
     output_path = os.path.abspath(output_path)
     output_dir, filename = os.path.split(output_path)
@@ -89,7 +92,14 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                                                                          use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=staging)
     runner.run(pipeline, write_out=True)
-    os.replace(os.path.join(output_dir, staging), output_path)
+    staging_path = os.path.join(output_dir, staging)
+    with open(staging_path, encoding="utf-8") as f:
+        job = json.load(f)
+    # Each task's container checks at start that the image holds the code this spec records.
+    code_check.wrap_commands(job, code_version)
+    with open(staging_path, "w", encoding="utf-8") as f:
+        json.dump(job, f, indent=2, sort_keys=True)
+    os.replace(staging_path, output_path)
     return output_path
 
 

@@ -6,8 +6,9 @@ would: a checkout and Python). Used by .ci/check-like-github.
 
     python .ci/workflow_steps.py WORKFLOW JOB [JOB ...] [--expr 'job.services.mariadb.ports[3306]=33306']
 
-A `${{ ... }}` expression must be given with --expr (or be a `github.event...` one, which a
-scheduled run sees as empty); any other stops the run, so nothing is run with a guessed value.
+A `${{ ... }}` expression must be given with --expr, or be made of `github.event.*`, `vars.*`
+and `secrets.*` operands, which are empty when not given (as on GitHub for a scheduled run and
+an unset variable); any other stops the run, so nothing is run with a guessed value.
 Exit status: the first failing step's.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _substitute(text: str, values: dict[str, str]) -> str:
                 return values[operand]
             if operand.startswith("'") and operand.endswith("'"):
                 return operand[1:-1]
-            if not operand.startswith("github.event."):
+            if not operand.startswith(("github.event.", "vars.", "secrets.")):
                 break
         else:
             return ""

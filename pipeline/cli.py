@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -267,6 +268,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if outcome.succeeded else 1
 
 
+def cmd_code_version(args: argparse.Namespace) -> int:
+    from pipeline import code_version  # Light: hashing and git only.
+
+    if args.image_tag:
+        print(code_version.image_tag())
+    else:
+        print(json.dumps(code_version.current().to_dict(), indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertpipe", description="Pretrain BERT (masked LM + next sentence) as a TFX pipeline: "
@@ -368,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub_.add_argument("--summary_file", help="with --wait: append a Markdown summary here "
                                              "(e.g. $GITHUB_STEP_SUMMARY)")
     sub_.set_defaults(func=cmd_submit)
+
+    version = sub.add_parser("code-version", help="the code version runs record, or the tag of its image",
+                             description="Print this checkout's code version (package version, git commit, hash of "
+                                         "the sources) as runs and compiled specs record it.")
+    version.add_argument("--image_tag", action="store_true",
+                         help="print instead the tag of this code's image: a hash of the sources and of what "
+                              "kubeflow/Dockerfile copies (the CI workflow builds an image only for a new tag)")
+    version.set_defaults(func=cmd_code_version)
 
     register_data_commands(sub)
     register_lineage_commands(sub)

@@ -55,7 +55,7 @@ def test_no_tpu_v4_vertex_custom_training_offers_v2_v3_v5e():
     ("n1-standard-32", "NVIDIA_TESLA_V100", (4, 8)),
     ("n1-standard-16", "NVIDIA_TESLA_V100", (2, 4, 8)),
     ("n1-highmem-8", "NVIDIA_TESLA_V100", (1, 2, 4, 8)),
-    ("n1-highmem-16", "NVIDIA_TESLA_V100", (2, 4, 8)),  # 104 GB: over 1 V100's 78 GB
+    ("n1-highmem-16", "NVIDIA_TESLA_V100", (2, 4, 8)),
     ("n1-standard-32", "NVIDIA_TESLA_P100", (2, 4)),  # 1 P100: 16 vCPUs at most
     ("n1-standard-96", "NVIDIA_TESLA_T4", (4,)),
 ])
@@ -68,6 +68,13 @@ def test_n1_gpu_counts_follow_compute_engines_table(machine, gpu, counts):
                 _resources(machine_type=machine, gpu=gpu, gpu_count=count)
     # Without a count: the smallest the machine takes.
     assert _resources(machine_type=machine, gpu=gpu).accelerator_count == counts[0]
+
+
+def test_n1_memory_limits_refuse_a_machine_its_vcpus_would_allow():
+    # 4 P100s allow 64 vCPUs but 208 GB: n1-highmem-64 (416 GB) takes no P100 at all.
+    with pytest.raises(ValueError, match="does not attach to --trainer_machine_type n1-highmem-64"):
+        _resources(machine_type="n1-highmem-64", gpu="NVIDIA_TESLA_P100", gpu_count=4)
+    assert _resources(machine_type="n1-highmem-32", gpu="NVIDIA_TESLA_P100", gpu_count=4).accelerator_count == 4
 
 
 def test_the_job_runs_as_the_pipelines_service_account_and_knows_its_accelerator():

@@ -150,14 +150,19 @@ def test_run_on_mysql_then_lineage_from_it(mariadb, tmp_path, capsys):
     assert lineage["corpus_files"][0]["path"] == corpus
     assert lineage["code_version"]["package_version"]
 
-    # The same store through the server's local socket (a server of yours: if it gives one).
+
+
+def test_the_same_store_through_the_servers_socket(mariadb, capsys):
+    """`--metadata_mysql_socket` instead of host and port: the same answer (a server of yours is
+    checked this way only when it names its socket)."""
     if mariadb["socket"] is None:
-        pytest.skip(f"{EXTERNAL_ENV}SOCKET is not set: the external server's socket connection was not checked "
-                    f"(everything else was).")
+        pytest.skip(f"{EXTERNAL_ENV}SOCKET is not set: the external server's socket connection is not checked.")
+    assert cli.main(["lineage", "runs", "--json"] + _mysql_flags(mariadb)) == 0
+    over_tcp = json.loads(capsys.readouterr().out)["result"]
     socket_flags = ["--metadata_mysql_socket", mariadb["socket"], "--metadata_mysql_database", mariadb["database"],
                     "--metadata_mysql_user", mariadb["user"], "--metadata_mysql_password", mariadb["password"]]
-    assert cli.main(["lineage", "uses", str(vocabulary.id), "--json"] + socket_flags) == 0
-    assert json.loads(capsys.readouterr().out)["result"]["models"] == [str(model.id)]
+    assert cli.main(["lineage", "runs", "--json"] + socket_flags) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == over_tcp
 
 
 def test_wrong_mysql_password_is_one_clear_line(mariadb, capsys):

@@ -67,3 +67,14 @@ def test_image_tag_follows_the_code_and_what_the_dockerfile_copies_not_tests_or_
             f.write("\n# changed\n")
         seen.add(code_version.image_tag(root))
     assert len(seen) == 4  # each change makes a new image
+
+
+def test_bertpipe_code_version_prints_the_checkouts_version_or_its_image_tag(capsys):
+    import json  # pylint: disable=import-outside-toplevel
+
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    assert cli.main(["code-version"]) == 0
+    assert json.loads(capsys.readouterr().out) == code_version.current().to_dict()
+    assert cli.main(["code-version", "--image_tag"]) == 0
+    assert capsys.readouterr().out.strip() == code_version.image_tag()

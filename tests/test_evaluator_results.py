@@ -98,3 +98,9 @@ def test_nan_when_the_value_is_not_a_double(tmp_path):
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(overall.SerializeToString())
     assert all(math.isnan(v) for v in results.read_eval_metrics(evaluation).values())
+
+
+def test_a_remote_location_is_read_through_tensorflows_file_system(tmp_path):
+    """gs:// evaluations (Vertex AI) go through tf.io.gfile; file:// takes the same path here."""
+    evaluation = _write_evaluation(str(tmp_path / "e"), {"": _values(1.0)})
+    assert results.read_eval_metrics(f"file://{evaluation}") == pytest.approx(_values(1.0))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Runs the `run:` steps of GitHub workflow jobs in order, as GitHub's runner does: each in
-`bash --noprofile --norc -eo pipefail`, with the workflow's and the job's `env:`, and
+`bash --noprofile --norc -eo pipefail`, with the workflow's, the job's and the step's `env:`, and
 GITHUB_STEP_SUMMARY set; `uses:` steps are reported, not run (the caller provides what they
 would: a checkout and Python). Used by .ci/check-like-github.
 
@@ -70,8 +70,9 @@ def main() -> int:
             if failed is not None and "always()" not in str(step.get("if", "")):
                 continue
             print(f"== {job_name}: {name}", flush=True)
+            step_env = dict(env, **{k: _substitute(v, values) for k, v in (step.get("env") or {}).items()})
             status = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
-                                     _substitute(step["run"], values)], env=env).returncode
+                                     _substitute(step["run"], values)], env=step_env).returncode
             if status and failed is None:
                 print(f"== {job_name}: step '{name}' failed with exit code {status}", flush=True)
                 failed = status

@@ -8,22 +8,27 @@ export PYTHONWARNINGS ?= ignore::FutureWarning
 # make PYTHON310=/path/to/python3.10 ... picks the interpreter for a new .venv.
 export PYTHON310
 
-.PHONY: venv run test test-fast test-e2e compile bench clean
+.PHONY: venv test-services run test test-fast test-e2e compile bench clean
 
 venv:
 	@bash .ci/setup-venv
 
+# MariaDB's server for the MySQL lineage test (installed if missing, or BERTPIPE_TEST_MYSQL_HOST).
+test-services:
+	@bash .ci/test-services
+
 run: venv
 	$(VENV)/bin/bertpipe run
 
-test: venv
-	$(PYTHON) -m pytest
+# make test PYTEST_ARGS="tests/test_lineage_mysql.py" runs a part of the suite.
+test: venv test-services
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 test-fast: venv
-	$(PYTHON) -m pytest -m "not e2e"
+	$(PYTHON) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-test-e2e: venv
-	$(PYTHON) -m pytest -m e2e
+test-e2e: venv test-services
+	$(PYTHON) -m pytest -m e2e $(PYTEST_ARGS)
 
 # make compile IMAGE=... PIPELINE_ROOT=gs://... for a spec of your own project.
 IMAGE ?= gcr.io/your-project/bert-tfx-pipeline:latest

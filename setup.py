@@ -31,5 +31,5 @@ setuptools.setup(
         f"components.pretraining_data.{name}", [f"components/pretraining_data/{name}.c"],
         depends=["components/pretraining_data/_random.h"],
         extra_compile_args=["-O3", "-std=c11", "-Wall"]) for name in ("_documents", "_instances", "_records")],
-    entry_points={"console_scripts": ["bertpipe=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["bertpipe=pipeline.entry_point:main"]},
 )

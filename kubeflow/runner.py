@@ -17,6 +17,7 @@ from typing import Optional
 
 from tfx import v1 as tfx
 
+from kubeflow import code_check
 from pipeline.names import check_gcs_uri, check_image
 from pipeline.vertex_resources import TrainerResources, VertexResources
 from pipeline import code_version as code_version_lib
@@ -102,8 +103,15 @@ def compile_pipeline(config: PipelineConfig, pipeline_root: str, output_path: st
                                                                          use_pipeline_spec_2_1=True),
         output_dir=output_dir, output_filename=staging)
     runner.run(pipeline, write_out=True)
-    mark_resolver_inputs_optional_in_file(os.path.join(output_dir, staging))
-    os.replace(os.path.join(output_dir, staging), output_path)
+    staging_path = os.path.join(output_dir, staging)
+    with open(staging_path, encoding="utf-8") as f:
+        job = json.load(f)
+    mark_resolver_inputs_optional(job)
+    # Each task's container checks at start that the image holds the code this spec records.
+    code_check.wrap_commands(job, code_version)
+    with open(staging_path, "w", encoding="utf-8") as f:
+        json.dump(job, f, indent=2, sort_keys=True)
+    os.replace(staging_path, output_path)
     return output_path
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -135,8 +136,18 @@ def _local_paths(args: argparse.Namespace) -> LocalPaths:
     return LocalPaths.under(args.output_dir, args.pipeline_root, args.metadata_path, args.serving_dir)
 
 
+def check_tpu_is_here(config: PipelineConfig) -> None:
+    """--use_tpu with no TPU named or attached: refused before anything runs (not after the data steps)."""
+    if config.training.use_tpu:
+        from components.trainer import strategy  # Deferred: imports TensorFlow, which the run needs anyway.
+
+        t = config.training
+        strategy.check_tpu_request(strategy.tpu_address_from(True, t.tpu_name, t.tpu_zone, t.gcp_project))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_tpu_is_here(config)
     paths = _local_paths(args)
     mysql = mysql_target(args)
     if mysql is not None and args.metadata_path:
@@ -157,6 +168,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from pipeline import retrain  # Light: ML-metadata only.
 
     config = config_from_args(args)
+    check_tpu_is_here(config)
     paths = _local_paths(args)
     # Deciding reads the store only; with nothing new, nothing is created or locked.
     decision = retrain.decide(config, paths.metadata_path, force=args.force)
@@ -205,7 +217,8 @@ def vertex_resources_from_args(args: argparse.Namespace):
         trainer = vertex_resources.trainer_resources(
             region=args.region, project=args.project, image=args.trainer_image or args.image,
             machine_type=args.trainer_machine_type, gpu=args.trainer_gpu, gpu_count=args.trainer_gpu_count,
-            tpu=args.trainer_tpu, workers=args.trainer_workers if args.trainer_workers is not None else 1)
+            tpu=args.trainer_tpu, workers=args.trainer_workers if args.trainer_workers is not None else 1,
+            service_account=args.service_account)
         if trainer.is_tpu and not args.trainer_image:
             raise ValueError("--trainer_tpu needs --trainer_image: an image built from kubeflow/Dockerfile.tpu "
                              "(TensorFlow and libtpu as built for Cloud TPU VMs).")
@@ -216,7 +229,8 @@ def vertex_resources_from_args(args: argparse.Namespace):
             image=args.phase2_trainer_image or args.trainer_image or args.image,
             machine_type=args.phase2_trainer_machine_type, gpu=args.phase2_trainer_gpu,
             gpu_count=args.phase2_trainer_gpu_count, tpu=args.phase2_trainer_tpu,
-            workers=args.phase2_trainer_workers if args.phase2_trainer_workers is not None else 1)
+            workers=args.phase2_trainer_workers if args.phase2_trainer_workers is not None else 1,
+            service_account=args.service_account)
         if phase2_trainer.is_tpu and not (args.phase2_trainer_image or args.trainer_image):
             raise ValueError("--phase2_trainer_tpu needs --phase2_trainer_image (or --trainer_image): an image built "
                              "from kubeflow/Dockerfile.tpu.")
@@ -327,6 +341,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if outcome.succeeded else 1
 
 
+def cmd_code_version(args: argparse.Namespace) -> int:
+    from pipeline import code_version  # Light: hashing and git only.
+
+    if args.image_tag:
+        print(code_version.image_tag())
+    else:
+        print(json.dumps(code_version.current().to_dict(), indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertpipe", description="Pretrain BERT (masked LM + next sentence) as a TFX pipeline: "
@@ -378,14 +402,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default n1-standard-8; implied by --trainer_tpu)")
     vertex.add_argument("--trainer_gpu", help="Vertex AI GPU name, e.g. NVIDIA_TESLA_A100, NVIDIA_L4, NVIDIA_TESLA_T4")
     vertex.add_argument("--trainer_gpu_count", type=int, help="GPUs per machine (default: what the machine carries)")
-    vertex.add_argument("--trainer_tpu", help="TPU VM: v5e (= v5e-4), v5e-1, v5e-8, v4 (= v4-8), v3-8, v2-8, or "
-                                              "Vertex's TPU_V5_LITEPOD / TPU_V4_POD / TPU_V3 / TPU_V2")
+    vertex.add_argument("--trainer_tpu", help="TPU VM: v5e (= v5e-4), v5e-1, v5e-8, v3-8, v2-8, or "
+                                              "Vertex's TPU_V5_LITEPOD / TPU_V3 / TPU_V2")
     vertex.add_argument("--trainer_workers", type=int,
                         help="machines in all, chief included (default 1); >1 trains with MultiWorkerMirroredStrategy")
     vertex.add_argument("--trainer_image", help="the training job's image (default --image; a TPU needs one built "
                                                 "from kubeflow/Dockerfile.tpu)")
     vertex.add_argument("--region", help="Vertex AI region of the training job, e.g. us-central1")
     vertex.add_argument("--project", help="Google Cloud project of the training job")
+    vertex.add_argument("--service_account", help="the service account the pipeline runs as (give `bertpipe submit` "
+                                                  "the same): the training job runs as it too, not as Vertex AI's "
+                                                  "Custom Code Service Agent")
     registry = comp.add_argument_group("Vertex AI Model Registry (needs --project and --region)")
     registry.add_argument("--registry_model", metavar="NAME",
                           help="upload each blessed, pushed model as a new version of the Model NAME (created on "
@@ -444,6 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(e.g. $GITHUB_STEP_SUMMARY)")
     sub_.set_defaults(func=cmd_submit)
 
+    version = sub.add_parser("code-version", help="the code version runs record, or the tag of its image",
+                             description="Print this checkout's code version (package version, git commit, hash of "
+                                         "the sources) as runs and compiled specs record it.")
+    version.add_argument("--image_tag", action="store_true",
+                         help="print instead the tag of this code's image: a hash of the sources and of what "
+                              "kubeflow/Dockerfile copies (the CI workflow builds an image only for a new tag)")
+    version.set_defaults(func=cmd_code_version)
+
     register_data_commands(sub)
     register_lineage_commands(sub)
     return parser
@@ -474,4 +509,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline import entry_point  # the console script's path: quiet first (this module's imports are done)
+
+    sys.exit(entry_point.main())

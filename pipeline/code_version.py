@@ -23,6 +23,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_DIRS = ("components", "pipeline", "kubeflow")
 SOURCE_SUFFIXES = (".py", ".c", ".h", ".json")
 GIT_COMMIT_ENV = "BERTPIPE_GIT_COMMIT"
+# What else kubeflow/Dockerfile copies into the image: with the sources, they decide its content.
+IMAGE_INPUTS = ("requirements/lock.txt", "setup.py", "README.md", "kubeflow/Dockerfile", "data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +56,26 @@ def source_hash(repo_root: str = REPO_ROOT) -> str:
             digest.update(f.read())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def image_tag(repo_root: str = REPO_ROOT) -> str:
+    """The tag naming the image of this code: "code-" + sha256 (16 hex) of the source hash and
+    of IMAGE_INPUTS' files. Equal tags, equal images: CI builds and pushes only a tag the
+    registry does not have yet, so a commit that changes no code reuses the last image."""
+    digest = hashlib.sha256(source_hash(repo_root).encode() + b"\0")
+    paths = []
+    for name in IMAGE_INPUTS:
+        path = os.path.join(repo_root, name)
+        if os.path.isdir(path):
+            paths += sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files)
+        else:
+            paths.append(path)
+    for path in sorted(paths):
+        digest.update(os.path.relpath(path, repo_root).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(f.read())
+        digest.update(b"\0")
+    return f"code-{digest.hexdigest()[:16]}"
 
 
 def _git(repo_root: str, *args: str) -> Optional[str]:

@@ -12,8 +12,9 @@ https://cloud.google.com/vertex-ai/docs/training/configure-compute and the
     `TPU_V3`, count 8.
   - TPU v5e: machine types `ct5lp-hightpu-1t` / `-4t` / `-8t`, accelerator `TPU_V5_LITEPOD`,
     count 1 / 4 / 8 chips, topology 1x1 / 2x2 / 2x4 (the single-host v5litepod-1/4/8 shapes).
-  - TPU v4: machine type `ct4p-hightpu-4t`, accelerator `TPU_V4_POD`, count 4, topology 2x2x1
-    (v4-8). Vertex AI's TPU training page lists v2, v3 and v5e; v4 is accepted by MachineSpec.
+  - No TPU v4: Vertex AI's "Training with TPU accelerators" page
+    (https://cloud.google.com/vertex-ai/docs/training/training-with-tpu-vm) offers TPU v2, v3 and
+    v5e for custom training; MachineSpec's enum having TPU_V4_POD is no promise a job runs.
   - GPUs: `a2-highgpu-Ng` with N x `NVIDIA_TESLA_A100`, `a2-ultragpu-Ng` with `NVIDIA_A100_80GB`,
     `a3-highgpu-8g` with 8 `NVIDIA_H100_80GB`, `g2-standard-*` with `NVIDIA_L4`, and N1 machines
     with `NVIDIA_TESLA_T4` / `_V100` / `_P100` / `_P4`.
@@ -27,6 +28,7 @@ import dataclasses
 import re
 from typing import Optional
 
+from components.trainer.accelerators import EXPECTED_ACCELERATOR_ENV, ExpectedAccelerator
 from pipeline.names import check_image
 
 
@@ -45,19 +47,35 @@ _V5E_REGIONS = ("us-central1", "us-south1", "us-west1", "us-west4", "europe-west
 TPU_SHAPES = {
     "v2-8": TpuShape("cloud-tpu", "TPU_V2", 8, None, ("us-central1", "europe-west4", "asia-east1")),
     "v3-8": TpuShape("cloud-tpu", "TPU_V3", 8, None, ("us-central1", "europe-west4")),
-    "v4-8": TpuShape("ct4p-hightpu-4t", "TPU_V4_POD", 4, "2x2x1", ("us-central2",)),
     "v5e-1": TpuShape("ct5lp-hightpu-1t", "TPU_V5_LITEPOD", 1, "1x1", _V5E_REGIONS),
     "v5e-4": TpuShape("ct5lp-hightpu-4t", "TPU_V5_LITEPOD", 4, "2x2", _V5E_REGIONS),
     "v5e-8": TpuShape("ct5lp-hightpu-8t", "TPU_V5_LITEPOD", 8, "2x4", _V5E_REGIONS),
 }
 # Short names and Vertex AI's accelerator names, for the shape each most often means.
-TPU_ALIASES = {"v2": "v2-8", "v3": "v3-8", "v4": "v4-8", "v5e": "v5e-4", "v5litepod-1": "v5e-1",
+TPU_ALIASES = {"v2": "v2-8", "v3": "v3-8", "v5e": "v5e-4", "v5litepod-1": "v5e-1",
                "v5litepod-4": "v5e-4", "v5litepod-8": "v5e-8", "TPU_V2": "v2-8", "TPU_V3": "v3-8",
-               "TPU_V4_POD": "v4-8", "TPU_V5_LITEPOD": "v5e-4"}
+               "TPU_V5_LITEPOD": "v5e-4"}
 
-# GPU -> the machine types it attaches to, each with the GPU counts allowed there.
-_N1_COUNTS = {f"n1-{kind}-{cpus}": (1, 2, 4) for kind in ("standard", "highmem", "highcpu")
-              for cpus in (4, 8, 16, 32)}
+# N1 machines: vCPUs and memory (GB per vCPU by family).
+_N1_GB_PER_VCPU = {"standard": 3.75, "highmem": 6.5, "highcpu": 0.9}
+N1_MACHINES = {f"n1-{kind}-{cpus}": (cpus, cpus * gb) for kind, gb in _N1_GB_PER_VCPU.items()
+               for cpus in (4, 8, 16, 32, 64, 96)}
+# Compute Engine's N1 table: GPU -> {count: (max vCPUs, max memory GB)} of the machine it attaches to.
+N1_GPU_LIMITS = {
+    "NVIDIA_TESLA_T4": {1: (48, 312), 2: (48, 312), 4: (96, 624)},
+    "NVIDIA_TESLA_P4": {1: (24, 156), 2: (48, 312), 4: (96, 624)},
+    "NVIDIA_TESLA_V100": {1: (12, 78), 2: (24, 156), 4: (48, 312), 8: (96, 624)},
+    "NVIDIA_TESLA_P100": {1: (16, 104), 2: (32, 208), 4: (64, 208)},
+}
+
+
+def _n1_counts(gpu: str) -> dict[str, tuple[int, ...]]:
+    """N1 machine -> the counts of `gpu` Compute Engine attaches to it (machines taking none left out)."""
+    table = {machine: tuple(n for n, (max_cpus, max_gb) in N1_GPU_LIMITS[gpu].items()
+                            if cpus <= max_cpus and memory <= max_gb)
+             for machine, (cpus, memory) in N1_MACHINES.items()}
+    return {machine: counts for machine, counts in table.items() if counts}
+
 GPU_MACHINES: dict[str, dict[str, tuple[int, ...]]] = {
     "NVIDIA_TESLA_A100": {f"a2-highgpu-{n}g": (n,) for n in (1, 2, 4, 8)},
     "NVIDIA_A100_80GB": {f"a2-ultragpu-{n}g": (n,) for n in (1, 2, 4, 8)},
@@ -65,10 +83,7 @@ GPU_MACHINES: dict[str, dict[str, tuple[int, ...]]] = {
     "NVIDIA_H100_MEGA_80GB": {"a3-megagpu-8g": (8,)},
     "NVIDIA_L4": {"g2-standard-4": (1,), "g2-standard-8": (1,), "g2-standard-12": (1,), "g2-standard-16": (1,),
                   "g2-standard-24": (2,), "g2-standard-32": (1,), "g2-standard-48": (4,), "g2-standard-96": (8,)},
-    "NVIDIA_TESLA_T4": _N1_COUNTS,
-    "NVIDIA_TESLA_V100": {m: (1, 2, 4, 8) for m in _N1_COUNTS},
-    "NVIDIA_TESLA_P100": _N1_COUNTS,
-    "NVIDIA_TESLA_P4": _N1_COUNTS,
+    **{gpu: _n1_counts(gpu) for gpu in N1_GPU_LIMITS},
 }
 # Machines that carry their GPUs built in: giving one without --trainer_gpu is a mistake.
 _GPU_MACHINE_PREFIXES = ("a2-", "a3-", "g2-")
@@ -95,6 +110,7 @@ class TrainerResources:
     accelerator_count: int = 0
     tpu_topology: Optional[str] = None
     worker_count: int = 1
+    service_account: Optional[str] = None  # the job runs as it (None: Vertex AI's Custom Code Service Agent)
 
     @property
     def is_tpu(self) -> bool:
@@ -115,7 +131,12 @@ class TrainerResources:
         Vertex AI names pool 0's replica `chief` and pool 1's `worker` in TF_CONFIG. The
         container command is left to TFX's training client, which sets its run_executor call.
         """
-        pool = {"machine_spec": self.machine_spec(), "container_spec": {"image_uri": self.image}}
+        container = {"image_uri": self.image}
+        if self.accelerator_type:
+            # The replicas check they got what the job pays for (components/trainer/accelerators.py).
+            expected = ExpectedAccelerator(self.accelerator_type, self.accelerator_count)
+            container["env"] = [{"name": EXPECTED_ACCELERATOR_ENV, "value": expected.to_env()}]
+        pool = {"machine_spec": self.machine_spec(), "container_spec": container}
         pools = [{**pool, "replica_count": 1}]
         if self.worker_count > 1:
             pools.append({**pool, "replica_count": self.worker_count - 1})
@@ -124,7 +145,10 @@ class TrainerResources:
     def training_args(self) -> dict:
         """The `ai_platform_training_args` TFX's Vertex trainer executor reads (a CustomJob,
         plus the project it pops off before submitting)."""
-        return {"project": self.project, "job_spec": {"worker_pool_specs": self.worker_pool_specs()}}
+        job_spec = {"worker_pool_specs": self.worker_pool_specs()}
+        if self.service_account:
+            job_spec["service_account"] = self.service_account
+        return {"project": self.project, "job_spec": job_spec}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +192,7 @@ def trainer_resources(
     gpu_count: Optional[int] = None,
     tpu: Optional[str] = None,
     workers: int = 1,
+    service_account: Optional[str] = None,
 ) -> TrainerResources:
     """The checked TrainerResources for the `--trainer_*` flags; ValueError on any bad combination.
 
@@ -176,9 +201,13 @@ def trainer_resources(
       image: the Trainer's image (--trainer_image; a TPU needs the TPU image).
       machine_type: Vertex AI machine type; for a TPU it is implied and may be omitted.
       gpu, gpu_count: Vertex AI GPU name (e.g. NVIDIA_TESLA_A100) and how many per machine.
-      tpu: v2-8, v3-8, v4 (v4-8), v5e (v5e-4), v5e-1, v5e-8, or a Vertex TPU accelerator name.
+      tpu: v2-8, v3-8, v5e (v5e-4), v5e-1, v5e-8, or a Vertex TPU accelerator name.
       workers: machines in all (chief included); more than 1 trains with MultiWorkerMirroredStrategy.
+      service_account: the pipeline's service account (--service_account): the job runs as it.
     """
+    if service_account is not None and "@" not in service_account:
+        raise ValueError(f"--service_account {service_account!r} is not a service account e-mail "
+                         f"(NAME@PROJECT.iam.gserviceaccount.com).")
     if not region or not _REGION.match(region):
         raise ValueError(f"--region {region!r} is not a Google Cloud region (e.g. us-central1); "
                          f"the Trainer's Vertex AI job needs one.")
@@ -206,7 +235,7 @@ def trainer_resources(
             raise ValueError(f"TPU {key} is not offered in --region {region}; it is in: {', '.join(shape.regions)}.")
         return TrainerResources(machine_type=shape.machine_type, region=region, project=project, image=image,
                                 accelerator_type=shape.accelerator_type, accelerator_count=shape.accelerator_count,
-                                tpu_topology=shape.topology, worker_count=1)
+                                tpu_topology=shape.topology, worker_count=1, service_account=service_account)
 
     machine_type = machine_type or DEFAULT_MACHINE_TYPE
     if machine_type.startswith(("cloud-tpu", "ct")):
@@ -218,7 +247,7 @@ def trainer_resources(
             raise ValueError(f"--trainer_machine_type {machine_type} is a GPU machine: give --trainer_gpu and "
                              f"--trainer_gpu_count.")
         return TrainerResources(machine_type=machine_type, region=region, project=project, image=image,
-                                worker_count=workers)
+                                worker_count=workers, service_account=service_account)
     if gpu not in GPU_MACHINES:
         raise ValueError(f"--trainer_gpu {gpu!r} is not a Vertex AI GPU name; use one of: "
                          f"{', '.join(sorted(GPU_MACHINES))}.")
@@ -232,7 +261,8 @@ def trainer_resources(
         raise ValueError(f"--trainer_gpu_count {gpu_count}: {machine_type} takes "
                          f"{' or '.join(map(str, counts))} x {gpu}.")
     return TrainerResources(machine_type=machine_type, region=region, project=project, image=image,
-                            accelerator_type=gpu, accelerator_count=gpu_count, worker_count=workers)
+                            accelerator_type=gpu, accelerator_count=gpu_count, worker_count=workers,
+                            service_account=service_account)
 
 
 PHASE2_FLAG_PREFIX = "--phase2_trainer_"

@@ -44,3 +44,37 @@ def test_in_this_checkout_the_commit_is_git_head():
     if os.path.exists(os.path.join(code_version.REPO_ROOT, ".git")):
         assert version.git_commit and len(version.git_commit) == 40
         assert version.git_dirty in (True, False)
+
+
+def test_image_tag_follows_the_code_and_what_the_dockerfile_copies_not_tests_or_docs(tmp_path):
+    root = _copy_sources(tmp_path)
+    for name in code_version.IMAGE_INPUTS:
+        source = os.path.join(code_version.REPO_ROOT, name)
+        os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+        if os.path.exists(os.path.join(root, name)):
+            continue  # kubeflow/Dockerfile: copied with the sources
+        (shutil.copytree if os.path.isdir(source) else shutil.copy)(source, os.path.join(root, name))
+    tag = code_version.image_tag(root)
+    assert tag.startswith("code-") and len(tag) == 21 and tag == code_version.image_tag(root)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("x = 1\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "x.md").write_text("words\n")
+    assert code_version.image_tag(root) == tag  # a commit of tests and docs reuses the image
+    seen = {tag}
+    for changed in ("requirements/lock.txt", "kubeflow/Dockerfile", "components/trainer/run_fn.py"):
+        with open(os.path.join(root, changed), "a", encoding="utf-8") as f:
+            f.write("\n# changed\n")
+        seen.add(code_version.image_tag(root))
+    assert len(seen) == 4  # each change makes a new image
+
+
+def test_bertpipe_code_version_prints_the_checkouts_version_or_its_image_tag(capsys):
+    import json  # pylint: disable=import-outside-toplevel
+
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    assert cli.main(["code-version"]) == 0
+    assert json.loads(capsys.readouterr().out) == code_version.current().to_dict()
+    assert cli.main(["code-version", "--image_tag"]) == 0
+    assert capsys.readouterr().out.strip() == code_version.image_tag()

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from components.evaluator.eval_config import BASELINE, CANDIDATE, make_eval_config
+from components.evaluator.eval_config import BASELINE, CANDIDATE, METRIC_NAMES, make_eval_config
 from components.evaluator.results import read_baseline_metrics, read_eval_metrics
 from components.trainer.run_fn import pretrain
 from conftest import make_example
@@ -41,6 +41,14 @@ def _analyse(eval_config: tfma.EvalConfig, candidate: str, baseline: str | None,
     return tfma.load_validation_result(output)
 
 
+def _tfma_metrics(evaluation_uri: str, model_name: str) -> dict[str, float]:
+    """The overall slice's metrics as TFMA's own loader gives them (the reader's oracle)."""
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name or None)
+    [overall] = [by_output for slice_key, by_output in result.slicing_metrics if slice_key == ()]
+    return {name: value["doubleValue"] for by_sub_key in overall.values() for metrics in by_sub_key.values()
+            for name, value in metrics.items() if name in METRIC_NAMES}
+
+
 def test_candidate_equal_to_baseline_passes_a_zero_drop(model_dir, independent_records, tmp_path):
     data = split_files(independent_records, "eval")[0]
     config = make_eval_config(0.0, 0.0, max_masked_lm_accuracy_drop=0.0, max_next_sentence_accuracy_drop=0.0)
@@ -48,6 +56,9 @@ def test_candidate_equal_to_baseline_passes_a_zero_drop(model_dir, independent_r
     assert validation.validation_ok, validation
     candidate, baseline = read_eval_metrics(str(tmp_path / "eq")), read_baseline_metrics(str(tmp_path / "eq"))
     assert candidate == pytest.approx(baseline)
+    # The reader (no TFMA import) gives what TFMA's loader gives, for each model of a comparison.
+    assert candidate == _tfma_metrics(str(tmp_path / "eq"), CANDIDATE)
+    assert baseline == _tfma_metrics(str(tmp_path / "eq"), BASELINE)
 
 
 def _constant_label_records(path: str, count: int, seed: int) -> str:

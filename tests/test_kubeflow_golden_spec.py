@@ -58,6 +58,13 @@ def normalise(job: dict) -> dict:
             version = json.loads(parameter["runtimeValue"]["constant"])
             version.update(VOLATILE_CODE_VERSION)
             parameter["runtimeValue"]["constant"] = json.dumps(version, sort_keys=True)
+    # Each container's code check carries the code version too (kubeflow/code_check.py).
+    for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
+        command = executor.get("container", {}).get("command", [])
+        if command[:4] == ["python", "-m", "kubeflow.code_check", "--code_version"]:
+            version = json.loads(command[4])
+            version.update({k: v for k, v in VOLATILE_CODE_VERSION.items() if k in version})
+            command[4] = json.dumps(version, sort_keys=True)
     return job
 
 

@@ -88,7 +88,10 @@ def test_tpu_image_swaps_in_the_tpu_build_of_the_locks_tensorflow_and_its_libtpu
     assert ("https://storage.googleapis.com/cloud-tpu-tpuvm-artifacts/tensorflow/tf-${TF_TPU_VERSION}/"
             "tensorflow-${TF_TPU_VERSION}-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl") in runs
     assert ("ADD", "https://storage.googleapis.com/cloud-tpu-tpuvm-artifacts/libtpu/${LIBTPU_VERSION}/libtpu.so "
-                   "/lib/libtpu.so") in steps
+                   "/tmp/libtpu.so") in steps
+    # The PJRT runtime Vertex AI requires for TensorFlow on v5e, pointed at the checked libtpu.
+    envs = " ".join(a for keyword, a in steps if keyword == "ENV")
+    assert "NEXT_PLUGGABLE_DEVICE_USE_C_API=true" in envs and "TF_PLUGGABLE_DEVICE_LIBRARY_PATH=/lib/libtpu.so" in envs
     # The lock's other TensorFlow packages accept the TPU build's version.
     assert lock["tf-keras"].startswith("2.16.") and lock["tensorflow-text"].startswith("2.16.")
 
@@ -101,3 +104,28 @@ def test_the_builds_import_checks_pass_against_the_lock():
     result = subprocess.run([sys.executable, "-c", f"import {', '.join(modules)}"], capture_output=True, text=True,
                             timeout=300, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _libtpu_check(tmp_path, sha256: str) -> subprocess.CompletedProcess:
+    """The TPU image's libtpu RUN step, run by the shell here on a stand-in file (paths moved
+    under tmp_path), with LIBTPU_SHA256 as the build argument."""
+    [step] = [run for run in _runs(instructions(DOCKERFILES["tpu"])) if "LIBTPU_SHA256" in run]
+    (tmp_path / "lib").mkdir(exist_ok=True)
+    (tmp_path / "libtpu.so").write_bytes(b"not really libtpu")
+    script = step.replace("/tmp/libtpu.so", str(tmp_path / "libtpu.so")).replace("/lib/libtpu.so",
+                                                                                   str(tmp_path / "lib" / "libtpu.so"))
+    env = {"PATH": "/usr/bin:/bin", "LIBTPU_SHA256": sha256, "LIBTPU_VERSION": "1.10.1"}
+    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+
+
+def test_libtpu_is_kept_only_with_the_sha256_given(tmp_path):
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    right = hashlib.sha256(b"not really libtpu").hexdigest()
+    missing = _libtpu_check(tmp_path, "")
+    assert missing.returncode != 0 and "give --build-arg LIBTPU_SHA256" in missing.stderr
+    wrong = _libtpu_check(tmp_path, "0" * 64)
+    assert wrong.returncode != 0 and "does not have sha256" in wrong.stderr
+    assert not (tmp_path / "lib" / "libtpu.so").exists()
+    assert _libtpu_check(tmp_path, right).returncode == 0
+    assert (tmp_path / "lib" / "libtpu.so").read_bytes() == b"not really libtpu"

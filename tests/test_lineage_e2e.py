@@ -304,3 +304,29 @@ def test_bad_input_is_one_clear_line(lineage_store, tmp_path, capsys):
         # MLMD's C++ client may log its own line first (to the process's stderr, not captured here).
         [line] = [l for l in err.splitlines() if l.startswith("bertpipe lineage: error:")]
         assert message in line and "Traceback" not in err, (args, err)
+
+
+def test_lineage_answers_quietly_without_importing_tensorflow(lineage_store):
+    """`bertpipe lineage runs` as a user runs it (console script, no Makefile variables): the
+    answer with its metrics, nothing on stderr, and neither TensorFlow nor TFMA imported (the
+    evaluation files are read directly; benchmarks/bench_lineage.py gives the time)."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+
+    from pipeline import quiet  # pylint: disable=import-outside-toplevel
+
+    code = ("import json, sys\nfrom pipeline.entry_point import main\n"
+            f"status = main(['lineage', 'runs', '--json', '--metadata_path', {lineage_store['metadata_path']!r}])\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tensorflow_model_analysis', 'tfx'})\n"
+            "print('IMPORTED', json.dumps(heavy))\nsys.exit(status)\n")
+    env = {k: v for k, v in os.environ.items() if k not in quiet.QUIET_ENV}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    answer, imported = result.stdout.rsplit("IMPORTED ", 1)
+    assert json.loads(imported) == []
+    rows = [row for row in json.loads(answer)["result"] if row["status"] == "complete"]
+    assert len(rows) == 2
+    for row, run in zip(rows, lineage_store["runs"][1::-1]):
+        [evaluation] = run["ModelEvaluation"]
+        assert row["metrics"] == pytest.approx(read_eval_metrics(evaluation.uri))

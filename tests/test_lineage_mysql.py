@@ -1,9 +1,13 @@
 """ML-metadata in MySQL (MariaDB): `bertpipe run --metadata_mysql_*`, then `bertpipe lineage` on it.
 
-A real server, not a mock: the fixture starts a private `mariadbd` on a temporary data
-directory, a socket and a free loopback port, makes a database and a user with the
-`mariadb` client, and stops the server afterwards. Without the server binaries the test
-fails and says how to install them (.ci/run installs them), so it is never silently skipped.
+A real server, not a mock, from one of two places:
+  - a server of yours, named by BERTPIPE_TEST_MYSQL_HOST, _PORT (default 3306), _USER,
+    _PASSWORD, _DATABASE (default mlmd, must be empty) and optionally _SOCKET: the GitHub
+    workflow's test job gives a MariaDB service container this way;
+  - otherwise the fixture starts a private `mariadbd` on a temporary data directory, a socket
+    and a free loopback port, makes a database and a user with the `mariadb` client, and
+    stops the server afterwards. `make test` installs the binaries first (.ci/test-services).
+Without either the tests fail and say how to get one, so they are never silently skipped.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Optional
 
 import ml_metadata as mlmd
 import pytest
@@ -25,7 +30,10 @@ from conftest import TINY_RUN_FLAGS, corpus_slice as _corpus_slice
 pytestmark = pytest.mark.e2e
 
 DATABASE, USER, PASSWORD = "mlmd", "bertpipe", "lineage-test"
-INSTALL_HINT = "install MariaDB with `apt-get update && apt-get install -y mariadb-server` (as root; .ci/run does this)"
+INSTALL_HINT = ("install MariaDB's server with `sudo apt-get install -y mariadb-server-core mariadb-client-core` "
+                "(`make test` does it when it can), or name a server of yours with BERTPIPE_TEST_MYSQL_HOST, "
+                "_PORT, _USER, _PASSWORD (docs/ci.md)")
+EXTERNAL_ENV = "BERTPIPE_TEST_MYSQL_"
 
 
 def _binary(name: str) -> str:
@@ -42,8 +50,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _external_server(environ) -> dict:
+    """The server named by BERTPIPE_TEST_MYSQL_*: it must hold an empty database the user owns."""
+    server = {"host": environ[EXTERNAL_ENV + "HOST"], "port": int(environ.get(EXTERNAL_ENV + "PORT", "3306")),
+              "user": environ.get(EXTERNAL_ENV + "USER", ""), "password": environ.get(EXTERNAL_ENV + "PASSWORD", ""),
+              "database": environ.get(EXTERNAL_ENV + "DATABASE", DATABASE),
+              "socket": environ.get(EXTERNAL_ENV + "SOCKET") or None}
+    config = metadata_store_pb2.ConnectionConfig()
+    config.mysql.host, config.mysql.port, config.mysql.database = server["host"], server["port"], server["database"]
+    config.mysql.user, config.mysql.password = server["user"], server["password"]
+    try:
+        store = mlmd.MetadataStore(config)
+    except Exception as e:  # pylint: disable=broad-except
+        pytest.fail(f"{EXTERNAL_ENV}HOST: cannot use database {server['database']!r} at {server['host']}:"
+                    f"{server['port']} as {server['user']!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    if store.get_contexts() or store.get_artifacts():
+        pytest.fail(f"{EXTERNAL_ENV}DATABASE: database {server['database']!r} at {server['host']}:{server['port']} "
+                    f"already holds ML-metadata; give an empty one (DROP and CREATE it).")
+    return server
+
+
 @pytest.fixture(scope="module")
 def mariadb():
+    if os.environ.get(EXTERNAL_ENV + "HOST"):
+        yield _external_server(os.environ)
+        return
     server, install_db, client = _binary("mariadbd"), _binary("mariadb-install-db"), _binary("mariadb")
     # Not under pytest's tmp dir: that is private to its user, and the server runs as `mysql` when we are root.
     base = tempfile.mkdtemp(prefix="bertpipe-mariadb-")
@@ -74,7 +105,8 @@ def mariadb():
                                         f"CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}'; "
                                         f"GRANT ALL ON {DATABASE}.* TO '{USER}'@'localhost';"],
                        check=True, capture_output=True)
-        yield {"port": port, "socket": sock}
+        yield {"host": "127.0.0.1", "port": port, "user": USER, "password": PASSWORD, "database": DATABASE,
+               "socket": sock}
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -82,22 +114,24 @@ def mariadb():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _mysql_flags(port: int, password: str = PASSWORD) -> list[str]:
-    return ["--metadata_mysql_host", "127.0.0.1", "--metadata_mysql_port", str(port), "--metadata_mysql_database",
-            DATABASE, "--metadata_mysql_user", USER, "--metadata_mysql_password", password]
+def _mysql_flags(server: dict, password: Optional[str] = None) -> list[str]:
+    return ["--metadata_mysql_host", server["host"], "--metadata_mysql_port", str(server["port"]),
+            "--metadata_mysql_database", server["database"], "--metadata_mysql_user", server["user"],
+            "--metadata_mysql_password", server["password"] if password is None else password]
 
 
 def test_run_on_mysql_then_lineage_from_it(mariadb, tmp_path, capsys):
     corpus = _corpus_slice(str(tmp_path / "corpus.txt"))
-    flags = _mysql_flags(mariadb["port"])
+    flags = _mysql_flags(mariadb)
     assert cli.main(["run", "--corpus", corpus, "--output_dir", str(tmp_path)] + TINY_RUN_FLAGS + flags) == 0
-    assert f"MySQL database '{DATABASE}' at 127.0.0.1:{mariadb['port']}" in capsys.readouterr().out
+    assert f"MySQL database '{mariadb['database']}' at {mariadb['host']}:{mariadb['port']}" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "metadata.sqlite")
 
     # What the server holds, read with MLMD's own client: the expected answers.
     config = metadata_store_pb2.ConnectionConfig()
-    config.mysql.host, config.mysql.port = "127.0.0.1", mariadb["port"]
-    config.mysql.database, config.mysql.user, config.mysql.password = DATABASE, USER, PASSWORD
+    config.mysql.host, config.mysql.port = mariadb["host"], mariadb["port"]
+    config.mysql.database, config.mysql.user, config.mysql.password = (mariadb["database"], mariadb["user"],
+                                                                      mariadb["password"])
     store = mlmd.MetadataStore(config)
     [model] = store.get_artifacts_by_type("Model")
     [vocabulary] = store.get_artifacts_by_type("components.Vocabulary")
@@ -116,17 +150,26 @@ def test_run_on_mysql_then_lineage_from_it(mariadb, tmp_path, capsys):
     assert lineage["corpus_files"][0]["path"] == corpus
     assert lineage["code_version"]["package_version"]
 
-    # The same store through the server's local socket.
-    socket_flags = ["--metadata_mysql_socket", mariadb["socket"], "--metadata_mysql_database", DATABASE,
-                    "--metadata_mysql_user", USER, "--metadata_mysql_password", PASSWORD]
-    assert cli.main(["lineage", "uses", str(vocabulary.id), "--json"] + socket_flags) == 0
-    assert json.loads(capsys.readouterr().out)["result"]["models"] == [str(model.id)]
+
+
+def test_the_same_store_through_the_servers_socket(mariadb, capsys):
+    """`--metadata_mysql_socket` instead of host and port: the same answer (a server of yours is
+    checked this way only when it names its socket)."""
+    if mariadb["socket"] is None:
+        pytest.skip(f"{EXTERNAL_ENV}SOCKET is not set: the external server's socket connection is not checked.")
+    assert cli.main(["lineage", "runs", "--json"] + _mysql_flags(mariadb)) == 0
+    over_tcp = json.loads(capsys.readouterr().out)["result"]
+    socket_flags = ["--metadata_mysql_socket", mariadb["socket"], "--metadata_mysql_database", mariadb["database"],
+                    "--metadata_mysql_user", mariadb["user"], "--metadata_mysql_password", mariadb["password"]]
+    assert cli.main(["lineage", "runs", "--json"] + socket_flags) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == over_tcp
 
 
 def test_wrong_mysql_password_is_one_clear_line(mariadb, capsys):
-    assert cli.main(["lineage", "runs"] + _mysql_flags(mariadb["port"], password="wrong")) == 2
+    assert cli.main(["lineage", "runs"] + _mysql_flags(mariadb, password="wrong")) == 2
     [line] = [l for l in capsys.readouterr().err.splitlines() if l.startswith("bertpipe lineage: error:")]
-    assert f"MySQL database '{DATABASE}' at 127.0.0.1:{mariadb['port']}" in line and "--metadata_mysql_password" in line
+    assert (f"MySQL database '{mariadb['database']}' at {mariadb['host']}:{mariadb['port']}" in line
+            and "--metadata_mysql_password" in line)
 
 
 def test_run_refuses_two_metadata_stores(tmp_path, capsys):

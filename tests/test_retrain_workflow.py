@@ -104,3 +104,38 @@ def test_the_check_catches_an_unknown_flag():
     known = _subparsers(build_parser())["retrain"]._option_string_actions
     tokens = _commands("bertpipe retrain --output_dir x \\\n  --no_such_flag 1 | tee log")[0]
     assert [t for t in tokens if t.startswith("--") and t not in known] == ["--no_such_flag"]
+
+
+def test_the_vertex_job_builds_the_image_of_its_commit_and_compiles_with_its_digest():
+    steps = _workflow()["jobs"]["vertex"]["steps"]
+    names = [s.get("name") or s.get("uses", "") for s in steps]
+    [image] = [s for s in steps if s.get("id") == "image"]
+    [compile_step] = [s for s in steps if "bertpipe compile" in s.get("run", "")]
+    auth = next(i for i, n in enumerate(names) if n.startswith("google-github-actions/auth"))
+    assert auth < steps.index(image) < steps.index(compile_step)
+    commands = [" ".join(t) for t in _commands(image["run"])]
+    # Tagged by the code, built from this commit with its commit recorded, pushed only when new.
+    assert any(c.startswith(".venv/bin/bertpipe code-version --image_tag") for c in commands)
+    [build] = [c for c in commands if c.startswith("docker build")]
+    assert "-f kubeflow/Dockerfile" in build and "--build-arg BERTPIPE_GIT_COMMIT=$GITHUB_SHA" in build
+    assert re.search(r"^if ! gcloud artifacts docker images describe", image["run"], flags=re.M)
+    assert "image=$IMAGE_REPOSITORY@$digest" in image["run"]  # a digest, not a tag that can move
+    assert '--image "${{ steps.image.outputs.image }}"' in compile_step["run"]
+    assert "vars.PIPELINE_IMAGE" not in yaml.safe_dump(_workflow())
+
+
+def test_the_test_job_gets_a_mariadb_service_named_as_the_mysql_test_reads_it():
+    import test_lineage_mysql  # pylint: disable=import-outside-toplevel
+
+    job = _workflow()["jobs"]["test"]
+    [service] = job["services"].values()
+    assert service["image"].startswith("mariadb:")
+    [step] = [s for s in job["steps"] if s.get("run", "").strip() == "make test"]
+    env = step["env"]  # the step's: a job's env cannot read the `job` context (the service's port)
+    assert "env" not in job or not any("job." in str(v) for v in job["env"].values())
+    prefix = test_lineage_mysql.EXTERNAL_ENV
+    assert {prefix + k for k in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")} <= set(env)
+    assert env[prefix + "USER"] == service["env"]["MARIADB_USER"]
+    assert env[prefix + "PASSWORD"] == service["env"]["MARIADB_PASSWORD"]
+    assert env[prefix + "DATABASE"] == service["env"]["MARIADB_DATABASE"]
+    assert "job.services.mariadb.ports['3306']" in env[prefix + "PORT"]

@@ -1,10 +1,12 @@
-"""Strategy and precision choice: TPU -> GPU -> CPU, with the resolver faked."""
+"""Strategy and precision choice: TPU -> GPU -> CPU, with the resolver faked; an accelerator asked for
+and missing is an error, never a quiet fall-back to the CPU."""
 from __future__ import annotations
 
 import pytest
 import tensorflow as tf
 
 from components.trainer import precision, strategy
+from components.trainer.accelerators import EXPECTED_ACCELERATOR_ENV, AcceleratorNotFound
 
 
 class FakeTpuStrategy:
@@ -25,17 +27,45 @@ def test_reachable_tpu_is_used():
     assert isinstance(chosen, FakeTpuStrategy) and seen == [address]
 
 
-def test_unreachable_tpu_falls_back_to_gpus_then_cpu():
+def test_unreachable_tpu_is_one_line_error_not_a_cpu_fallback():
     def failing(_):
-        raise ValueError("Could not lookup TPU metadata")
+        raise ValueError("Could not lookup TPU metadata\n(and a long trace)")
 
     address = strategy.TpuAddress(name="gone")
-    # "GPUs": the two logical CPU devices conftest made stand in for them.
+    # "GPUs": the two logical CPU devices conftest made stand in for them: still not used instead.
     gpus = [tf.config.LogicalDevice("/device:CPU:0", "CPU"), tf.config.LogicalDevice("/device:CPU:1", "CPU")]
-    chosen = strategy.select_strategy(address, connect_tpu=failing, list_gpus=lambda: gpus, environ={})
-    assert isinstance(chosen, tf.distribute.MirroredStrategy) and chosen.num_replicas_in_sync == 2
-    chosen = strategy.select_strategy(address, connect_tpu=failing, list_gpus=lambda: [], environ={})
-    assert chosen is tf.distribute.get_strategy()
+    with pytest.raises(AcceleratorNotFound) as caught:
+        strategy.select_strategy(address, connect_tpu=failing, list_gpus=lambda: gpus, environ={})
+    message = str(caught.value)
+    assert "\n" not in message and "TPU 'gone'" in message and "Could not lookup TPU metadata" in message
+    compiled_for = {EXPECTED_ACCELERATOR_ENV: "TPU_V5_LITEPOD:4"}
+    with pytest.raises(AcceleratorNotFound, match=r"Expected 4 x TPU_V5_LITEPOD, TPU 'gone'"):
+        strategy.select_strategy(address, connect_tpu=failing, list_gpus=lambda: [], environ=compiled_for)
+
+
+def test_use_tpu_with_no_tpu_anywhere_is_refused():
+    nothing = strategy.tpu_address_from(True, None, None, None, environ={}, local_tpu=False)
+    with pytest.raises(AcceleratorNotFound, match="--use_tpu: no TPU here"):
+        strategy.select_strategy(nothing, connect_tpu=lambda a: FakeTpuStrategy(), list_gpus=lambda: [], environ={})
+
+
+def test_a_job_compiled_for_accelerators_refuses_to_train_without_them():
+    gpu = tf.config.LogicalDevice("/device:CPU:0", "CPU")  # stands in for one GPU
+    two_v100 = {EXPECTED_ACCELERATOR_ENV: "NVIDIA_TESLA_V100:2"}
+    with pytest.raises(AcceleratorNotFound, match=r"compiled for 2 x NVIDIA_TESLA_V100 .* sees 1 GPU"):
+        strategy.select_strategy(None, list_gpus=lambda: [gpu], environ=two_v100)
+    # Also on a multi-worker job, before its strategy is made.
+    cluster = dict(two_v100, TF_CONFIG='{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}')
+    with pytest.raises(AcceleratorNotFound):
+        strategy.select_strategy(None, list_gpus=lambda: [], environ=cluster, make_multi_worker=lambda *a: "made")
+    with pytest.raises(AcceleratorNotFound, match=r"compiled for 4 x TPU_V5_LITEPOD .* no TPU"):
+        strategy.select_strategy(None, list_gpus=lambda: [gpu], environ={EXPECTED_ACCELERATOR_ENV: "TPU_V5_LITEPOD:4"})
+    two = [gpu, tf.config.LogicalDevice("/device:CPU:1", "CPU")]
+    chosen = strategy.select_strategy(None, list_gpus=lambda: two,
+                                      environ={EXPECTED_ACCELERATOR_ENV: "NVIDIA_TESLA_V100:2"})
+    assert isinstance(chosen, tf.distribute.MirroredStrategy)
+    with pytest.raises(ValueError, match="expected TYPE:COUNT"):
+        strategy.select_strategy(None, list_gpus=lambda: [], environ={EXPECTED_ACCELERATOR_ENV: "V100"})
 
 
 def test_tpu_address_from_flags_then_environment():
@@ -149,6 +179,17 @@ def test_on_a_tpu_vm_the_resolver_is_the_local_tpu_not_a_name(monkeypatch):
             raise ValueError("no TPU here")
 
     monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", FakeResolver)
-    chosen = strategy.select_strategy(address, list_gpus=lambda: [], environ={})
+    with pytest.raises(AcceleratorNotFound, match="TPU 'local'"):  # unreachable: an error, not the CPU
+        strategy.select_strategy(address, list_gpus=lambda: [], environ={})
     assert made == [{"tpu": "local"}]
-    assert chosen is tf.distribute.get_strategy()  # unreachable: fell back to the CPU
+
+
+def test_bertpipe_run_use_tpu_without_a_tpu_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.setattr(strategy, "local_tpu_present", lambda environ=None: False)
+    assert cli.main(["run", "--use_tpu", "--output_dir", str(tmp_path / "out")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("bertpipe run: error: --use_tpu: no TPU here")
+    assert not (tmp_path / "out").exists()

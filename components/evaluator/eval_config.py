@@ -29,11 +29,10 @@ import json
 
 import tensorflow_model_analysis as tfma
 
+from components.evaluator.names import BASELINE, CANDIDATE, METRIC_NAMES  # noqa: F401 - re-exported
+
 MASKED_LM_OUTPUT = "masked_lm"
 NEXT_SENTENCE_OUTPUT = "next_sentence"
-CANDIDATE = "candidate"
-BASELINE = "baseline"
-METRIC_NAMES = ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss")
 
 
 def _metric(class_name: str, name: str, lower_bound: float | None = None, max_drop: float | None = None,

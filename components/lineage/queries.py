@@ -37,7 +37,7 @@ def iso_time(ms: int) -> Optional[str]:
 
 
 def default_metrics_reader(evaluation_uri: str) -> dict:
-    from components.evaluator.results import read_eval_metrics  # Deferred: imports TFMA.
+    from components.evaluator.results import read_eval_metrics  # Light: no TensorFlow, no TFMA for local files.
 
     return read_eval_metrics(evaluation_uri)
 

@@ -4,8 +4,11 @@ The original picks TPUEstimator when --use_tpu and a TPU resolves, else runs on 
 device. Here a TPU is tried when asked for (--use_tpu), named in the environment
 (TPU_NAME), or attached to this machine (a Cloud TPU VM, as Vertex AI's TPU training
 runs on: its chips are local, so the resolver is `TPUClusterResolver(tpu="local")`,
-not a TPU name); if it cannot be reached the run falls back to GPUs (MirroredStrategy)
-and then the default strategy, saying so in the log.
+not a TPU name). A TPU asked for and not reached is an error, never a fall-back to the
+CPU: a paid TPU job would otherwise train on the CPU for hours. Likewise a Vertex AI job
+compiled for GPUs (BERTPIPE_EXPECTED_ACCELERATOR, see accelerators.py) that sees fewer
+than it pays for fails at once. Without any of these: GPUs if any (MirroredStrategy),
+else the default strategy on the CPU.
 
 Several workers (TF_CONFIG, or Vertex AI's CLUSTER_SPEC translated to it) select
 MultiWorkerMirroredStrategy, with a timeout on its collectives so that a worker that
@@ -20,6 +23,8 @@ import os
 from typing import Callable, Optional
 
 import tensorflow as tf
+
+from components.trainer.accelerators import AcceleratorNotFound, expected_accelerator
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +74,19 @@ def tpu_address_from(use_tpu: bool, tpu_name: Optional[str], tpu_zone: Optional[
         return None
     return TpuAddress(name=name or "", zone=tpu_zone or environ.get("TPU_ZONE"),
                       project=gcp_project or environ.get("GCP_PROJECT"))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def check_tpu_request(tpu: Optional[TpuAddress]) -> None:
+    """AcceleratorNotFound when a TPU is asked for (--use_tpu) but none is named or attached:
+    there is nothing to connect to (checked by `bertpipe run` before anything runs, too)."""
+    if tpu is not None and not tpu.name:
+        raise AcceleratorNotFound("--use_tpu: no TPU here to train on (no --tpu_name, no TPU_NAME, and this is "
+                                  "not a Cloud TPU VM); give --tpu_name or run without --use_tpu.")
 
 
 def _connect_tpu(address: TpuAddress) -> tf.distribute.Strategy:
@@ -167,19 +185,30 @@ def select_strategy(
     TPU that fails to resolve, a machine with GPUs and a cluster.
     """
     environ = os.environ if environ is None else environ
+    expected = expected_accelerator(environ)
+    if expected is not None and expected.is_tpu and tpu is None:
+        raise AcceleratorNotFound(f"The job was compiled for {expected.describe()} (bertpipe compile --trainer_tpu) "
+                                  f"but this machine has no TPU (not a Cloud TPU VM, no TPU_NAME).")
     if tpu is not None:
+        check_tpu_request(tpu)
         try:
             strategy = connect_tpu(tpu)
-            logger.info("Training on TPU %r with %d replicas.", tpu.name, strategy.num_replicas_in_sync)
-            return strategy
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
-            logger.warning("TPU %r could not be reached (%s); falling back to GPU/CPU.", tpu.name, e)
+            expected_text = f"{expected.describe()}, TPU {tpu.name!r}" if expected else f"TPU {tpu.name!r}"
+            raise AcceleratorNotFound(f"Expected {expected_text} but could not reach it ({_first_line(e)}); "
+                                      f"not training on the CPU instead.") from e
+        logger.info("Training on TPU %r with %d replicas.", tpu.name, strategy.num_replicas_in_sync)
+        return strategy
+    gpus = list_gpus()
+    if expected is not None and not expected.is_tpu and len(gpus) < expected.count:
+        raise AcceleratorNotFound(f"The job was compiled for {expected.describe()} per machine (bertpipe compile "
+                                  f"--trainer_gpu) but TensorFlow sees {len(gpus)} GPU(s): the image needs "
+                                  f"TensorFlow's CUDA libraries and the machine its GPUs.")
     if _workers_in_tf_config(environ) > 1:
         tf_config = tf_config_from_environment(environ)
         logger.info("The cluster has %d workers (this is %s %s): MultiWorkerMirroredStrategy.",
                     _workers_in_tf_config(environ), tf_config["task"]["type"], tf_config["task"].get("index", 0))
         return make_multi_worker(tf_config, collective_timeout_seconds)
-    gpus = list_gpus()
     if gpus:
         logger.info("Training on %d GPU(s) with MirroredStrategy.", len(gpus))
         return tf.distribute.MirroredStrategy([d.name for d in gpus])

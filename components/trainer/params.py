@@ -41,6 +41,9 @@ class TrainingConfig:
     # (a dead worker then ends the run instead of hanging it). Covers a checkpoint the chief
     # writes between steps, so minutes, not seconds.
     collective_timeout_seconds: float = 600.0
+    # How often the Trainer logs its progress line (examples/s, tokens/s, phase, ETAs) and
+    # writes the same scalars to TensorBoard; 0 = after every compiled chunk of steps.
+    progress_interval_seconds: float = 60.0
 
     def validate(self) -> None:
         positive = ["train_batch_size", "eval_batch_size", "num_train_steps", "save_checkpoints_steps",
@@ -54,6 +57,8 @@ class TrainingConfig:
                 f"got {self.num_warmup_steps}")
         if self.collective_timeout_seconds <= 0:
             raise ValueError(f"--collective_timeout_seconds must be positive, got {self.collective_timeout_seconds}")
+        if self.progress_interval_seconds < 0:
+            raise ValueError(f"progress_interval_seconds must be >= 0, got {self.progress_interval_seconds}")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
         if self.optimizer_type not in ("adamw", "lamb"):
@@ -81,6 +86,8 @@ class TrainerParams:
     # pipeline.code_version.CodeVersion.to_dict() of the code that built the pipeline: in the
     # Trainer's inputs so a code change is a cache miss, and recorded with the model.
     code_version: Optional[dict] = None
+    # The training phase's name, shown in progress lines and TensorBoard.
+    phase_name: str = "phase1"
 
     def to_custom_config(self) -> dict[str, Any]:
         return {
@@ -91,6 +98,7 @@ class TrainerParams:
             "checkpoint_dir": self.checkpoint_dir,
             "vocab_file": self.vocab_file,
             "code_version": self.code_version,
+            "phase_name": self.phase_name,
         }
 
     @classmethod
@@ -113,4 +121,5 @@ class TrainerParams:
             checkpoint_dir=custom_config["checkpoint_dir"],
             vocab_file=custom_config.get("vocab_file"),
             code_version=custom_config.get("code_version"),
+            phase_name=custom_config.get("phase_name", "phase1"),
         )

@@ -187,7 +187,8 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         settings = LoopSettings(
             num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,
             save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
-            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu", use_xla=t.use_xla)
+            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu", use_xla=t.use_xla,
+            phase=params.phase_name, progress_interval_seconds=t.progress_interval_seconds)
         with _output_dirs(chief, params.checkpoint_dir, model_run_dir) as (save_dir, summary_dir):
             step = train(state, train_dataset, settings, params.checkpoint_dir, summary_dir, train_files, starter,
                          save_dir=save_dir)

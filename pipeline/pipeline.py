@@ -44,7 +44,7 @@ from components.pretraining_data import spans
 from components.pusher.executor import AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
-from components.trainer.params import TrainerParams
+from components.trainer.params import DynamicMasking, TrainerParams
 from pipeline.vertex_resources import VertexResources
 from pipeline.config import PipelineConfig
 
@@ -190,7 +190,9 @@ def create_pipeline(
         bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
         max_predictions_per_seq=config.data.max_predictions_per_seq,
         checkpoint_dir=f"{pipeline_root.rstrip('/')}/checkpoints/{training_fingerprint(config)}",
-        code_version=code_version)
+        code_version=code_version,
+        dynamic_masking=(DynamicMasking(config.data.masked_lm_prob, config.data.do_whole_word_mask)
+                         if config.data.dynamic_masking else None))
     trainer_class, custom_config = BertTrainer, trainer_params.to_custom_config()
     trainer_resources = vertex_resources.trainer if vertex_resources else None
     if trainer_resources is not None:

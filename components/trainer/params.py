@@ -70,6 +70,15 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DynamicMasking:
+    """The train records are unmasked: the input pipeline masks them as it reads them, with
+    these create_pretraining_data options (see components/trainer/dynamic_masking.py)."""
+
+    masked_lm_prob: float = 0.15
+    do_whole_word_mask: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainerParams:
     """What `run_fn` needs beyond the data: architecture, flags, shapes and where to checkpoint.
 
@@ -88,6 +97,8 @@ class TrainerParams:
     code_version: Optional[dict] = None
     # The training phase's name, shown in progress lines and TensorBoard.
     phase_name: str = "phase1"
+    # None: the records are masked (the original's static masking).
+    dynamic_masking: Optional[DynamicMasking] = None
 
     def to_custom_config(self) -> dict[str, Any]:
         return {
@@ -99,6 +110,7 @@ class TrainerParams:
             "vocab_file": self.vocab_file,
             "code_version": self.code_version,
             "phase_name": self.phase_name,
+            "dynamic_masking": dataclasses.asdict(self.dynamic_masking) if self.dynamic_masking else None,
         }
 
     @classmethod
@@ -122,4 +134,6 @@ class TrainerParams:
             vocab_file=custom_config.get("vocab_file"),
             code_version=custom_config.get("code_version"),
             phase_name=custom_config.get("phase_name", "phase1"),
+            dynamic_masking=(DynamicMasking(**custom_config["dynamic_masking"])
+                             if custom_config.get("dynamic_masking") else None),
         )

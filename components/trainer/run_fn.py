@@ -26,7 +26,7 @@ from components.bert.config import BertConfig
 from components.bert.optimization import create_optimizer
 from components.bert.pretraining_model import BertPretrainingModel, ensure_built
 from components.bert.tf1_checkpoint import is_tf1_checkpoint, load_tf1_checkpoint
-from components.trainer import export, input_pipeline, precision, warm_start
+from components.trainer import dynamic_masking, export, input_pipeline, precision, warm_start
 from components.trainer import strategy as strategy_lib
 from components.trainer.data_checks import check_split
 from components.trainer.params import TrainerParams
@@ -141,7 +141,16 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
     if params.max_seq_length > bert_config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {params.max_seq_length} exceeds the BERT config's "
                          f"max_position_embeddings {bert_config.max_position_embeddings}.")
-    check_split("train", train_files, params.max_seq_length, params.max_predictions_per_seq)
+    rule = None
+    if params.dynamic_masking is not None:
+        if not params.vocab_file:
+            raise ValueError("--dynamic_masking needs the vocabulary (its [CLS], [SEP], [MASK] ids): give "
+                             "--vocab_file, or let the pipeline learn one.")
+        rule = dynamic_masking.rule_from_vocab(
+            params.vocab_file, params.max_predictions_per_seq, params.dynamic_masking.masked_lm_prob,
+            params.dynamic_masking.do_whole_word_mask)
+    check_split("train", train_files, params.max_seq_length, params.max_predictions_per_seq,
+                masked=rule is None)
     check_split("eval", eval_files, params.max_seq_length, params.max_predictions_per_seq)
 
     keras.utils.set_random_seed(t.seed)
@@ -182,7 +191,8 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         def train_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return input_pipeline.make_dataset(
                 train_files, context.get_per_replica_batch_size(t.train_batch_size), params.max_seq_length,
-                params.max_predictions_per_seq, is_training=True, seed=t.seed, input_context=context)
+                params.max_predictions_per_seq, is_training=True, seed=t.seed, input_context=context,
+                dynamic_masking=rule)
 
         settings = LoopSettings(
             num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,

@@ -234,3 +234,34 @@ def test_pretrain_with_dynamic_masking_on_the_data_jobs_records(shipped, tmp_pat
                               str(tmp_path / "serving"), str(tmp_path / "run"))
     assert metrics["global_step"] == 4 and np.isfinite(metrics["masked_lm_loss"])
     assert metrics["eval_scope"] == "first 2 batches"
+
+
+def test_flags_turn_on_dynamic_masking_with_one_copy_and_reach_the_trainer(tmp_path):
+    import argparse
+    import json
+
+    from components.pretraining_data import cli as data_cli
+    from components.trainer.params import TrainerParams
+    from pipeline import cli
+    from pipeline.config import bert_config_dict
+    from pipeline.pipeline import create_pipeline
+
+    parser = argparse.ArgumentParser()
+    data_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["prepare-data", "--input_file=a", "--vocab_file=v", "--output_dir=d",
+                              "--dynamic_masking"])
+    assert data_cli.options_from_args(args) == PretrainingDataOptions(dupe_factor=1, dynamic_masking=True)
+    args = parser.parse_args(["prepare-data", "--input_file=a", "--vocab_file=v", "--output_dir=d"])
+    assert data_cli.options_from_args(args).dupe_factor == 10
+
+    config = cli.config_from_args(cli.build_parser().parse_args(["run", "--dynamic_masking",
+                                                                 "--do_whole_word_mask"]))
+    assert config.data.dynamic_masking and config.data.dupe_factor == 1
+    pipeline = create_pipeline(config, bert_config_dict(config), str(tmp_path / "root"), str(tmp_path / "serving"))
+    trainer = next(c for c in pipeline.components if c.id == "BertTrainer")
+    params = TrainerParams.from_custom_config(json.loads(trainer.exec_properties["custom_config"]))
+    assert params.dynamic_masking == DynamicMasking(masked_lm_prob=0.15, do_whole_word_mask=True)
+    static = cli.config_from_args(cli.build_parser().parse_args(["run"]))
+    trainer = next(c for c in create_pipeline(static, bert_config_dict(static), str(tmp_path / "r2"),
+                                              str(tmp_path / "s2")).components if c.id == "BertTrainer")
+    assert TrainerParams.from_custom_config(json.loads(trainer.exec_properties["custom_config"])).dynamic_masking is None

@@ -85,6 +85,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         training.add_argument(f"--{name}", type=kind)
     training.add_argument("--use_tpu", type=parse_bool, nargs="?", const=True, help="train on a TPU (true/false)")
     training.add_argument("--use_xla", type=parse_bool, nargs="?", const=True, help="XLA-compile the training step (true/false)")
+    training.add_argument("--throughput_mode", type=parse_bool, nargs="?", const=True,
+                          help="opt-in: pack up to 3 instances per row (no compute on padding, attention per "
+                               "instance; --train_batch_size counts rows) and XLA (true/false)")
     gate = parser.add_argument_group("evaluation gate")
     for name, kind in EVALUATION_FLAGS.items():
         gate.add_argument(f"--{name}", type=kind, help=EVALUATION_HELP[name])
@@ -106,7 +109,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.dynamic_masking and args.dupe_factor is None:
         data["dupe_factor"] = 1  # one unmasked copy: the masks change every epoch instead
     training = {k: getattr(args, k) for k in TRAINING_FLAGS if getattr(args, k) is not None}
-    for flag in ("use_tpu", "use_xla"):
+    for flag in ("use_tpu", "use_xla", "throughput_mode"):
         if getattr(args, flag) is not None:
             training[flag] = getattr(args, flag)
     evaluation = {k: getattr(args, k) for k in EVALUATION_FLAGS if getattr(args, k) is not None}

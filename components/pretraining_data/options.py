@@ -94,8 +94,14 @@ class PretrainingDataOptions:
         return self
 
     def to_json(self) -> str:
-        """Sorted-key JSON, stable so it can be compared and stored in manifests."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Sorted-key JSON, stable so it can be compared and stored in manifests.
+
+        dynamic_masking appears only when on, so that the options (and the fingerprints of
+        records made with them) read as they did before the option existed."""
+        values = dataclasses.asdict(self)
+        if not values["dynamic_masking"]:
+            del values["dynamic_masking"]
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, s: str) -> "PretrainingDataOptions":

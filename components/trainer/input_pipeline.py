@@ -19,7 +19,8 @@ BERT (the pipeline reads ~30,000 examples/s on one core).
 
 With dynamic masking (records without masked_lm_* features, see dynamic_masking.py) each
 record travels with its key (epoch, file index, record index in the file) and is masked
-as it is parsed, one example at a time, before batching.
+as it is parsed, one example at a time, before batching. Throughput mode packs several
+instances per row after parsing (packing.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from components.pretraining_data.schema import feature_spec, unmasked_feature_spec
+from components.trainer import packing as packing_lib
 from components.trainer.dynamic_masking import MaskingRule, mask_example
 
 # float32 [B]: 1 for a real example, 0 for padding that fills the last eval batch to the
@@ -73,6 +75,7 @@ def make_dataset(
     input_context: Optional[tf.distribute.InputContext] = None,
     pad_final_batch: bool = False,
     dynamic_masking: Optional[MaskingRule] = None,
+    pack_sequences: int = 0,
 ) -> tf.data.Dataset:
     """Batches of the google-research/bert features.
 
@@ -89,6 +92,8 @@ def make_dataset(
         is dropped.
       dynamic_masking: the records are unmasked; mask each as it is read with this rule,
         keyed by (seed, epoch, file, record) (see dynamic_masking.py).
+      pack_sequences: K > 0 packs up to K instances per row (throughput mode, packing.py):
+        batch_size then counts rows, and the batches have packing.py's features.
 
     Returns:
       A dataset of dicts: input_ids, input_mask, segment_ids int32 [B, max_seq_length];
@@ -99,9 +104,11 @@ def make_dataset(
     files = sorted(files)
     if not files:
         raise ValueError("No TFRecord files to read: the split is empty.")
-    if dynamic_masking is not None:
-        return _dynamic_dataset(files, batch_size, max_seq_length, is_training, seed, input_context,
-                                pad_final_batch, dynamic_masking)
+    if dynamic_masking is not None or pack_sequences:
+        if pack_sequences and pad_final_batch:
+            raise ValueError("Packed rows are for training; evaluation reads instances one per row.")
+        return _per_example_dataset(files, batch_size, max_seq_length, max_predictions_per_seq, is_training,
+                                    seed, input_context, pad_final_batch, dynamic_masking, pack_sequences)
     compression = compression_of(files[0])
     spec = feature_spec(max_seq_length, max_predictions_per_seq)
 
@@ -132,11 +139,13 @@ def make_dataset(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def _dynamic_dataset(files: list[str], batch_size: int, max_seq_length: int, is_training: bool,
-                     seed: Optional[int], input_context: Optional[tf.distribute.InputContext],
-                     pad_final_batch: bool, rule: MaskingRule) -> tf.data.Dataset:
-    """make_dataset for unmasked records: the same file and record order as the static path
-    (the same seeded shuffles), each record keyed and masked before batching."""
+def _per_example_dataset(files: list[str], batch_size: int, max_seq_length: int,
+                         max_predictions_per_seq: int, is_training: bool, seed: Optional[int],
+                         input_context: Optional[tf.distribute.InputContext], pad_final_batch: bool,
+                         rule: Optional[MaskingRule], packing: Optional[int]) -> tf.data.Dataset:
+    """make_dataset parsing one record at a time: for dynamic masking (each record keyed and
+    masked as it is parsed) and for packing (rows of several instances, packing.py). The file
+    and record order are the static path's (the same seeded shuffles)."""
     compression = compression_of(files[0])
     num_files = len(files)
     file_ds = tf.data.Dataset.from_tensor_slices((files, tf.range(num_files, dtype=tf.int64)))
@@ -155,17 +164,26 @@ def _dynamic_dataset(files: list[str], batch_size: int, max_seq_length: int, is_
                                  deterministic=seed is not None or not is_training)
     if is_training:
         records = records.shuffle(buffer_size=max(100, 10 * batch_size), seed=seed)
-    if input_context is not None and input_context.num_input_pipelines > 1:
+    sharded = input_context is not None and input_context.num_input_pipelines > 1
+    if sharded and not packing:
         records = pipeline_share(records, batch_size, input_context)
-    spec = unmasked_feature_spec(max_seq_length)
+    spec = (unmasked_feature_spec(max_seq_length) if rule is not None
+            else feature_spec(max_seq_length, max_predictions_per_seq))
     seed_value = 0 if seed is None else int(seed)
 
-    def parse_and_mask(serialized, key):
+    def parse(serialized, key):
         parsed = tf.io.parse_single_example(serialized, spec)
-        return mask_example({name: tf.cast(t, tf.int32) for name, t in parsed.items()}, key, seed_value, rule)
+        features = {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
+        return features if rule is None else mask_example(features, key, seed_value, rule)
 
     # deterministic: the masks do not depend on timing, but the order of examples must not either.
-    examples = records.map(parse_and_mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if packing:
+        examples = packing_lib.pack(examples, max_seq_length, max_predictions_per_seq, packing)
+        if sharded:
+            # Every pipeline packs the whole stream and keeps its replicas' rows, so a global
+            # batch is the same rows whatever the number of workers.
+            examples = pipeline_share(examples, batch_size, input_context)
     if pad_final_batch:
         batches = examples.batch(batch_size).map(lambda f: pad_batch(f, batch_size))
     else:

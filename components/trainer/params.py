@@ -36,14 +36,15 @@ class TrainingConfig:
     adam_bias_correction: Optional[bool] = None
     mixed_precision: str = "auto"  # auto | float32 | bfloat16 | float16
     use_xla: bool = False
+    # Opt-in throughput mode: train on rows packing up to 3 instances each (block-diagonal
+    # attention, so each instance's maths are unchanged; train_batch_size counts rows) with
+    # XLA; bf16 comes from mixed_precision "auto" where the hardware has it natively.
+    throughput_mode: bool = False
     seed: int = 12345
     # Several workers: how long one all-reduce may wait for the others before the run fails
     # (a dead worker then ends the run instead of hanging it). Covers a checkpoint the chief
     # writes between steps, so minutes, not seconds.
     collective_timeout_seconds: float = 600.0
-    # How often the Trainer logs its progress line (examples/s, tokens/s, phase, ETAs) and
-    # writes the same scalars to TensorBoard; 0 = after every compiled chunk of steps.
-    progress_interval_seconds: float = 60.0
 
     def validate(self) -> None:
         positive = ["train_batch_size", "eval_batch_size", "num_train_steps", "save_checkpoints_steps",
@@ -57,8 +58,6 @@ class TrainingConfig:
                 f"got {self.num_warmup_steps}")
         if self.collective_timeout_seconds <= 0:
             raise ValueError(f"--collective_timeout_seconds must be positive, got {self.collective_timeout_seconds}")
-        if self.progress_interval_seconds < 0:
-            raise ValueError(f"progress_interval_seconds must be >= 0, got {self.progress_interval_seconds}")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
         if self.optimizer_type not in ("adamw", "lamb"):
@@ -97,6 +96,10 @@ class TrainerParams:
     code_version: Optional[dict] = None
     # The training phase's name, shown in progress lines and TensorBoard.
     phase_name: str = "phase1"
+    # How often the Trainer logs its progress line (examples/s, tokens/s, phase, ETAs) and
+    # writes the same scalars to TensorBoard; 0 = after every compiled chunk of steps. Not
+    # in PipelineConfig: how often to report changes nothing trained, nor the checkpoint dir.
+    progress_interval_seconds: float = 60.0
     # None: the records are masked (the original's static masking).
     dynamic_masking: Optional[DynamicMasking] = None
 
@@ -110,6 +113,7 @@ class TrainerParams:
             "vocab_file": self.vocab_file,
             "code_version": self.code_version,
             "phase_name": self.phase_name,
+            "progress_interval_seconds": self.progress_interval_seconds,
             "dynamic_masking": dataclasses.asdict(self.dynamic_masking) if self.dynamic_masking else None,
         }
 
@@ -134,6 +138,7 @@ class TrainerParams:
             vocab_file=custom_config.get("vocab_file"),
             code_version=custom_config.get("code_version"),
             phase_name=custom_config.get("phase_name", "phase1"),
+            progress_interval_seconds=float(custom_config.get("progress_interval_seconds", 60.0)),
             dynamic_masking=(DynamicMasking(**custom_config["dynamic_masking"])
                              if custom_config.get("dynamic_masking") else None),
         )

@@ -24,6 +24,7 @@ import logging
 import tensorflow as tf
 
 from components.trainer import distributed_loss
+from components.trainer.packing import NEXT_SENTENCE_WEIGHTS
 from components.trainer.progress import ProgressMeter
 from components.trainer.data_checks import corrupt_shard_error, is_record_read_error
 
@@ -108,12 +109,12 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
     global_batch = tf.constant(float(settings.global_batch_size))
     loss_scaled = hasattr(optimizer, "get_scaled_loss")
 
-    def forward_backward(features: dict, global_weight_sum: tf.Tensor):
+    def forward_backward(features: dict, global_weight_sum: tf.Tensor, global_examples: tf.Tensor):
         """This replica's loss terms and gradients: pure computation, so XLA can compile it."""
         with tf.GradientTape() as tape:
             outputs = model(features, training=True)
             terms = distributed_loss.replica_loss_terms(outputs, features)
-            loss = distributed_loss.replica_loss(terms, global_weight_sum, global_batch)
+            loss = distributed_loss.replica_loss(terms, global_weight_sum, global_examples)
             if loss_scaled:
                 loss = optimizer.get_scaled_loss(loss)
         grads = tape.gradient(loss, model.trainable_variables)
@@ -129,7 +130,11 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
         # The global masked-LM weight sum comes from the labels alone, before the forward pass.
         global_weight_sum = replica.all_reduce(
             SUM, tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
-        terms, grads = forward_backward(features, global_weight_sum)
+        # NSP averages over the global batch's examples: its size, or with packed rows
+        # (throughput mode) the instances they hold.
+        global_examples = (replica.all_reduce(SUM, tf.reduce_sum(features[NEXT_SENTENCE_WEIGHTS]))
+                           if NEXT_SENTENCE_WEIGHTS in features else global_batch)
+        terms, grads = forward_backward(features, global_weight_sum, global_examples)
         # Sum across replicas first, then clip: the whole batch's gradient is clipped, so N
         # replicas take the same step as one device on the global batch.
         grads = replica.all_reduce(SUM, grads)

@@ -65,27 +65,30 @@ def pack(examples: tf.data.Dataset, max_seq_length: int, max_predictions_per_seq
 
     Returns:
       A dataset of packed rows (unbatched). At the end of a finite input the rows still
-      open are dropped (training repeats its input, so it never ends).
+      open are emitted too, fullest first (training repeats its input, so it never ends).
     """
     S, K = max_seq_length, max_sequences_per_row
     PR = row_predictions(max_predictions_per_seq, K)
     M = open_rows
     positions = tf.range(S, dtype=tf.int32)
 
-    def step(state, ex):
+    def step(state, flush_and_ex):
+        flush, ex = flush_and_ex
         mask = tf.cast(ex["input_mask"] > 0, tf.int32)
         length = tf.reduce_sum(mask)
         weights = tf.cast(ex["masked_lm_weights"], tf.float32)
         num_preds = tf.reduce_sum(tf.cast(weights > 0, tf.int32))
         fits = ((state["fill"] + length <= S) & (state["count"] < K)
                 & (state["predictions"] + num_preds <= PR))
-        any_fit = tf.reduce_any(fits)
-        # Nothing fits: emit the fullest row (a row that has its K instances counts as full).
+        any_fit = tf.logical_and(tf.reduce_any(fits), tf.logical_not(flush))
+        # Nothing fits (or the input ended): emit the fullest row (one that has its K
+        # instances counts as full) and start it afresh.
         fullness = state["fill"] + tf.cast(state["count"] >= K, tf.int32) * (S + 1)
         r = tf.where(any_fit, tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32),
                      tf.argmax(fullness, output_type=tf.int32))
         emitted = {key: state[key][r] for key in SEQUENCE_KEYS + PREDICTION_KEYS + SLOT_KEYS}
-        keep = tf.cast(any_fit, tf.int32)  # 0: the row was emitted, start it afresh
+        emit = tf.logical_and(tf.logical_not(any_fit), state["fill"][r] > 0)
+        keep = tf.cast(any_fit, tf.int32)
         row = {key: state[key][r] * tf.cast(keep, state[key].dtype) for key in state}
         offset, slot, pred_offset = row["fill"], row["count"], row["predictions"]
 
@@ -114,10 +117,16 @@ def pack(examples: tf.data.Dataset, max_seq_length: int, max_predictions_per_seq
         new["fill"] = offset + length
         new["count"] = slot + 1
         new["predictions"] = pred_offset + num_preds
+        # A flush marker (end of input) only empties the row.
+        new = {key: value * tf.cast(tf.logical_not(flush), value.dtype) for key, value in new.items()}
         state = {key: tf.tensor_scatter_nd_update(state[key], [[r]], new[key][tf.newaxis]) for key in state}
-        return state, (tf.logical_not(any_fit), emitted)
+        return state, (emit, emitted)
 
+    # M flush markers after the input: each emits the fullest row still open.
+    blank = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), examples.element_spec)
+    flushes = tf.data.Dataset.from_tensors((True, blank)).repeat(M)
+    marked = examples.map(lambda ex: (False, ex)).concatenate(flushes)
     initial = _empty_rows(M, S, PR, K)
-    return (examples.scan(initial, step)
+    return (marked.scan(initial, step)
             .filter(lambda emit, row: emit)
             .map(lambda emit, row: row))

@@ -153,3 +153,32 @@ def test_packed_training_reads_records_and_counts_instances(independent_records,
         files, 8, S, P, is_training=True, seed=1, input_context=ctx, pack_sequences=3),
         settings, str(tmp_path / "ckpt"), None)
     assert step == 4
+
+
+def _sgd_state(seed=7):
+    """Plain SGD: its step is -lr * gradient, so a loss of the wrong scale shows."""
+    keras.utils.set_random_seed(seed)
+    strategy = tf.distribute.get_strategy()
+    model = BertPretrainingModel(BertConfig.from_dict(tiny_bert_config()))
+    ensure_built(model)
+    optimizer = keras.optimizers.SGD(0.5)
+    optimizer.build(model.trainable_variables)
+    return training_loop.TrainingState(model, optimizer, strategy)
+
+
+def test_a_training_step_on_packed_rows_equals_the_step_on_the_instances(instances):
+    """The loop's own step (make_train_chunk): NSP averages over instances, not rows."""
+    rows = _pack_all(instances)
+    batches = {"unpacked": _stack(instances), "packed": {k: tf.constant(np.stack([r[k] for r in rows])) for k in rows[0]}}
+    weights = {}
+    for name, batch in batches.items():
+        state = _sgd_state()
+        settings = training_loop.LoopSettings(num_train_steps=1, steps_per_execution=1, save_checkpoints_steps=1,
+                                              keep_checkpoint_max=1, global_batch_size=len(batch["input_ids"]),
+                                              clip_norm=1e9)
+        iterator = iter(state.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
+        sums, _ = training_loop.make_train_chunk(state, settings)(iterator, tf.constant(1))
+        assert float(sums["examples"]) == len(instances)
+        weights[name] = [v.numpy() for v in state.model.trainable_variables]
+    for a, b in zip(weights["packed"], weights["unpacked"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

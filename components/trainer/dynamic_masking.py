@@ -137,7 +137,7 @@ def mask_example(features: dict, key: tf.Tensor, seed: int, rule: MaskingRule) -
         chosen = _whole_word_choice(candidates, ids, tf.constant(rule.is_continuation), scores,
                                     num_to_predict)
 
-    to_mask = tf.random.stateless_uniform([L], _stream(s, _KEEP_OR_MASK)) < 0.8
+    to_mask = tf.random.stateless_uniform([L], _stream(s, _KEEP_OR_MASK)) < 0.7
     keep = tf.random.stateless_uniform([L], _stream(s, _KEEP_OR_RANDOM)) < 0.5
     random_ids = tf.random.stateless_uniform([L], _stream(s, _RANDOM_ID), minval=0, maxval=rule.vocab_size,
                                              dtype=tf.int32)

@@ -66,7 +66,7 @@ def rule_from_vocab(vocab_file: str, max_predictions_per_seq: int, masked_lm_pro
 def example_seed(seed: int, key: tf.Tensor) -> tf.Tensor:
     """int64 [2] stateless seed of one example: `seed` folded with key int64 [3] (epoch, file, record)."""
     s = tf.constant([seed & 0x7FFFFFFFFFFFFFFF, 0x5EED], tf.int64)
-    for i in range(3):
+    for i in range(1, 3):
         s = tf.random.experimental.stateless_fold_in(s, key[i])
     return s
 

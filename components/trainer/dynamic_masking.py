@@ -66,7 +66,7 @@ def rule_from_vocab(vocab_file: str, max_predictions_per_seq: int, masked_lm_pro
 def example_seed(seed: int, key: tf.Tensor) -> tf.Tensor:
     """int64 [2] stateless seed of one example: `seed` folded with key int64 [3] (epoch, file, record)."""
     s = tf.constant([seed & 0x7FFFFFFFFFFFFFFF, 0x5EED], tf.int64)
-    for i in range(1, 3):
+    for i in range(3):
         s = tf.random.experimental.stateless_fold_in(s, key[i])
     return s
 
@@ -137,7 +137,7 @@ def mask_example(features: dict, key: tf.Tensor, seed: int, rule: MaskingRule) -
         chosen = _whole_word_choice(candidates, ids, tf.constant(rule.is_continuation), scores,
                                     num_to_predict)
 
-    to_mask = tf.random.stateless_uniform([L], _stream(s, _KEEP_OR_MASK)) < 0.7
+    to_mask = tf.random.stateless_uniform([L], _stream(s, _KEEP_OR_MASK)) < 0.8
     keep = tf.random.stateless_uniform([L], _stream(s, _KEEP_OR_RANDOM)) < 0.5
     random_ids = tf.random.stateless_uniform([L], _stream(s, _RANDOM_ID), minval=0, maxval=rule.vocab_size,
                                              dtype=tf.int32)

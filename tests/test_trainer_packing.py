@@ -182,3 +182,14 @@ def test_a_training_step_on_packed_rows_equals_the_step_on_the_instances(instanc
         weights[name] = [v.numpy() for v in state.model.trainable_variables]
     for a, b in zip(weights["packed"], weights["unpacked"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_two_input_pipelines_share_packed_rows_as_one_pipeline_does(independent_records):
+    files = split_files(independent_records, "train")
+    one = next(iter(input_pipeline.make_dataset(files, 8, S, P, is_training=True, seed=1, pack_sequences=3)))
+    halves = [next(iter(input_pipeline.make_dataset(
+        files, 4, S, P, is_training=True, seed=1, pack_sequences=3,
+        input_context=tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
+                                                 num_replicas_in_sync=2)))) for i in range(2)]
+    for name in one:
+        np.testing.assert_array_equal(one[name].numpy(), np.concatenate([h[name].numpy() for h in halves]))

@@ -203,6 +203,6 @@ def pipeline_share(records: tf.data.Dataset, per_replica_batch: int,
     start = input_context.input_pipeline_id * size
     global_batch = per_replica_batch * input_context.num_replicas_in_sync
     return (records.batch(global_batch, drop_remainder=True)
-            .map(lambda *batch: tf.nest.map_structure(lambda t: t[start:start + size], batch)
-                 if len(batch) > 1 else batch[0][start:start + size])
+            .map(lambda *batch: tf.nest.map_structure(lambda t: t[start:start + size],
+                                                      batch if len(batch) > 1 else batch[0]))
             .unbatch())

@@ -87,6 +87,7 @@ def train_and_eval(records: dict, packed_rows: int, steps: int, seed: int, learn
     metrics = training_loop.evaluate(state, eval_ds, 10 ** 6)
     return {"tokens": tokens, "instances": instances, "seconds": seconds,
             "mlm_acc": metrics["masked_lm_accuracy"], "nsp_acc": metrics["next_sentence_accuracy"],
+            "mlm_loss": metrics["masked_lm_loss"],
             "eval_examples": metrics["eval_examples"]}
 
 
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             r = train_and_eval(records, packed_rows, args.steps, seed, args.learning_rate)
             results[mode].append(r)
             print(f"  seed {seed} {mode:<8}: {r['tokens']:>10,.0f} real tokens, {r['instances']:>7,.0f} instances, "
-                  f"{r['seconds']:.0f} s; eval masked_lm_accuracy {r['mlm_acc']:.4f}, "
+                  f"{r['seconds']:.0f} s; eval masked_lm_accuracy {r['mlm_acc']:.4f}, masked_lm_loss {r['mlm_loss']:.4f}, "
                   f"next_sentence_accuracy {r['nsp_acc']:.4f} ({r['eval_examples']} examples)", flush=True)
     print("\nmode      real tokens (mean)  masked_lm_accuracy mean +- std   next_sentence_accuracy mean +- std")
     summary = {}
@@ -129,6 +130,9 @@ def main(argv=None) -> int:
         print(f"{mode:<9} {statistics.mean(r['tokens'] for r in runs):>18,.0f}  {summary[mode][0]:.4f} +- "
               f"{summary[mode][1]:.4f}                {statistics.mean(nsp):.4f} +- "
               f"{statistics.stdev(nsp) if len(nsp) > 1 else 0.0:.4f}")
+    for mode, runs in results.items():
+        loss = [r["mlm_loss"] for r in runs]
+        print(f"{mode:<9} masked_lm_loss {statistics.mean(loss):.4f} +- {statistics.stdev(loss) if len(loss) > 1 else 0.0:.4f}")
     diff = summary["packed"][0] - summary["faithful"][0]
     noise = max(summary["packed"][1], summary["faithful"][1])
     print(f"packed - faithful masked_lm_accuracy: {diff:+.4f} (largest seed std {noise:.4f}) -> "

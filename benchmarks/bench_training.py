@@ -347,6 +347,170 @@ def input_examples_per_s(files: list[str], batches: int, repeats: int, batch_siz
     return statistics.median(rates)
 
 
+# --------------------------------------------------------------------------- throughput mode vs tf-models
+
+# impl -> what it runs. All on the same shipped-corpus records, same rows per step, same policy
+# (precision.choose_precision("auto"): bf16 where the CPU has it natively, else fp32).
+THROUGHPUT_IMPLS = {
+    "tf-models": "tf-models-official BertPretrainerV2 (BertEncoder + MaskedLM + NSP head), padded rows, XLA",
+    "faithful": "this Trainer, default recipe: padded rows, no XLA",
+    "throughput": "this Trainer, --throughput_mode: packed rows (<= 3 instances), XLA",
+}
+THROUGHPUT_SHAPES = {128: (20, 8), 512: (80, 2)}  # seq -> (max_predictions_per_seq, rows per step)
+
+
+def _tf_models_step(bert_config, seq: int, use_xla: bool):
+    """(model variables, a chunk function(iterator, n) -> real tokens) for tf-models-official's BERT."""
+    import tensorflow as tf
+    import tf_keras
+    from official.nlp.modeling import layers as tfm_layers
+    from official.nlp.modeling import models as tfm_models
+    from official.nlp.modeling import networks as tfm_networks
+    c = bert_config
+    encoder = tfm_networks.BertEncoder(
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads, inner_dim=c.intermediate_size,
+        max_sequence_length=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
+        dropout_rate=c.hidden_dropout_prob, attention_dropout_rate=c.attention_probs_dropout_prob)
+    model = tfm_models.BertPretrainerV2(encoder, classification_heads=[tfm_layers.ClassificationHead(
+        inner_dim=c.hidden_size, num_classes=2, dropout_rate=c.hidden_dropout_prob, name="next_sentence")])
+    dummy = {k: tf.zeros([1, seq], tf.int32) for k in ("input_word_ids", "input_mask", "input_type_ids")}
+    model(dict(dummy, masked_lm_positions=tf.zeros([1, 1], tf.int32)))  # builds the heads' variables
+    optimizer = tf_keras.optimizers.AdamW(1e-4, weight_decay=0.01, jit_compile=use_xla)
+    optimizer.build(model.trainable_variables)
+
+    def forward_backward(f):
+        inputs = {"input_word_ids": f["input_ids"], "input_mask": f["input_mask"], "input_type_ids": f["segment_ids"],
+                  "masked_lm_positions": f["masked_lm_positions"]}
+        with tf.GradientTape() as tape:
+            out = model(inputs, training=True)
+            w = f["masked_lm_weights"]
+            mlm = tf.keras.losses.sparse_categorical_crossentropy(f["masked_lm_ids"], tf.cast(out["mlm_logits"], tf.float32),
+                                                                  from_logits=True)
+            nsp = tf.keras.losses.sparse_categorical_crossentropy(f["next_sentence_labels"][:, 0],
+                                                                  tf.cast(out["next_sentence"], tf.float32),
+                                                                  from_logits=True)
+            loss = tf.reduce_sum(mlm * w) / (tf.reduce_sum(w) + 1e-5) + tf.reduce_mean(nsp)
+        return tape.gradient(loss, model.trainable_variables)
+
+    if use_xla:
+        forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
+
+    @tf.function(autograph=False)
+    def chunk(iterator, n):
+        def body(i, tokens):
+            f = next(iterator)
+            grads = forward_backward(f)
+            grads, _ = tf.clip_by_global_norm(grads, 1.0)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return i + 1, tokens + tf.reduce_sum(tf.cast(f["input_mask"], tf.float32))
+        return tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+    return chunk
+
+
+def run_throughput_one(impl: str, seq: int, records_dir: str, steps: int, repeats: int, budget: float) -> dict:
+    """One implementation at one sequence length, in this process: real tokens/s and instances/s."""
+    import tensorflow as tf
+    import tf_keras as keras
+    from components.trainer import input_pipeline, precision, training_loop
+    from components.trainer.run_fn import build_state
+    from shipped_records import shipped_records
+
+    preds, rows = THROUGHPUT_SHAPES[seq]
+    records = shipped_records(records_dir, seq, preds)
+    bert_config = load_config("bert_base")
+    policy = precision.choose_precision("auto", "cpu")
+    keras.utils.set_random_seed(12345)
+    keras.mixed_precision.set_global_policy(policy)
+    packed = impl == "throughput"
+    dataset = input_pipeline.make_dataset(records["train"], rows, seq, preds, is_training=True, seed=1,
+                                          pack_sequences=3 if packed else 0)
+    result = {"impl": impl, "seq": seq, "rows": rows, "policy": policy}
+    if impl.startswith("tf-models"):
+        iterator = iter(dataset.repeat())
+        chunk = _tf_models_step(bert_config, seq, use_xla=True)
+
+        def call(n):
+            t = time.perf_counter()
+            tokens = float(chunk(iterator, tf.constant(n)))
+            return time.perf_counter() - t, tokens, n * rows
+    else:
+        strategy = tf.distribute.get_strategy()
+        with tempfile.TemporaryDirectory() as tmp:
+            state = build_state(bert_config, _params(bert_config, rows, policy, packed, tmp), strategy)
+        settings = training_loop.LoopSettings(
+            num_train_steps=10 ** 9, steps_per_execution=steps, save_checkpoints_steps=10 ** 9,
+            keep_checkpoint_max=1, global_batch_size=rows, use_xla=packed)
+        iterator = iter(strategy.distribute_datasets_from_function(lambda ctx: dataset))
+        chunk = training_loop.make_train_chunk(state, settings)
+
+        def call(n):
+            t = time.perf_counter()
+            sums, _ = chunk(iterator, tf.constant(n))
+            return time.perf_counter() - t, float(sums["real_tokens"]), float(sums["examples"])
+
+    t0 = time.perf_counter()
+    call(1)
+    result["warmup_s"] = time.perf_counter() - t0
+    seconds, tokens, instances = [], [], []
+    for i in range(repeats):
+        s, tok, inst = call(steps)
+        seconds.append(s)
+        tokens.append(tok)
+        instances.append(inst)
+        if sum(seconds) > budget and i >= 1:
+            break
+    result["tokens_per_s"] = statistics.median(t / s for t, s in zip(tokens, seconds))
+    result["instances_per_s"] = statistics.median(n / s for n, s in zip(instances, seconds))
+    result["tokens_per_row"] = sum(tokens) / (len(tokens) * steps * rows)
+    result["calls"] = len(seconds)
+    return result
+
+
+def throughput_report(args) -> None:
+    """--throughput: the three implementations side by side at 128 and 512, on the shipped corpus."""
+    from shipped_records import padding_fraction, shipped_records
+    cache = args.records_dir or tempfile.mkdtemp(prefix="bench-records-")
+    pads = {}
+    for seq, (preds, _) in THROUGHPUT_SHAPES.items():
+        pads[seq] = padding_fraction(shipped_records(cache, seq, preds)["train"], seq)
+    print(f"\nThroughput mode vs tf-models-official (BERT-base, shipped corpus records, cache {cache}):")
+    for impl, what in THROUGHPUT_IMPLS.items():
+        print(f"  {impl:<11} {what}")
+    rows = []
+    for seq in THROUGHPUT_SHAPES:
+        for impl in THROUGHPUT_IMPLS:
+            argv = ["--tp-one", f"{impl}:{seq}", "--records_dir", cache, "--steps", str(args.steps),
+                    "--repeats", str(args.repeats), "--budget", str(args.budget)]
+            if args.tf_models_path:
+                argv += ["--tf_models_path", args.tf_models_path]
+            result, _, err = run_child(argv, timeout=max(3600, 8 * args.budget))
+            if result is None:
+                print(f"  {impl} @ {seq}: FAILED\n{err[-1500:]}", flush=True)
+                continue
+            rows.append(result)
+            print(f"  done {impl} @ {seq}: {result['tokens_per_s']:.0f} real tokens/s "
+                  f"(warm-up {result['warmup_s']:.0f} s, {result['calls']} calls)", flush=True)
+    print(f"\n{'seq':>4} {'padding':>8} {'bound':>6} {'impl':<11} {'rows':>4} {'tok/row':>7} {'tokens/s':>9} "
+          f"{'inst/s':>7} {'vs tf-models':>12}  policy")
+    for seq in THROUGHPUT_SHAPES:
+        base = next((r for r in rows if r["seq"] == seq and r["impl"] == "tf-models"), None)
+        for r in (r for r in rows if r["seq"] == seq):
+            ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "n/a"
+            print(f"{seq:>4} {pads[seq]:>8.1%} {1 / (1 - pads[seq]):>5.2f}x {r['impl']:<11} {r['rows']:>4} "
+                  f"{r['tokens_per_row']:>7.1f} {r['tokens_per_s']:>9.0f} {r['instances_per_s']:>7.2f} {ratio:>12}  "
+                  f"{r['policy']}")
+    print("(tokens/s counts real tokens, input_mask ones, never padding; bound = 1 / (1 - padding), the most "
+          "that removing padding alone can give)")
+    for seq in THROUGHPUT_SHAPES:
+        base = next((r for r in rows if r["seq"] == seq and r["impl"] == "tf-models"), None)
+        mine = next((r for r in rows if r["seq"] == seq and r["impl"] == "throughput"), None)
+        if base and mine:
+            ratio = mine["tokens_per_s"] / base["tokens_per_s"]
+            print(f"  goal >= 1.20x tf-models at {seq}: {ratio:.2f}x -> {'MET' if ratio >= 1.2 else 'NOT MET'}")
+
+
 # --------------------------------------------------------------------------- report
 
 def parse_configs(text: str, quick: bool) -> list[tuple[str, str, str]]:
@@ -382,14 +546,34 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per configuration (default 4; quick 3)")
     parser.add_argument("--budget", type=float, default=90.0,
                         help="seconds of timed calls per configuration before repeats are cut (min 2 calls)")
+    parser.add_argument("--throughput", action="store_true",
+                        help="only the throughput-mode comparison: tf-models-official, this Trainer's default "
+                             "recipe and its --throughput_mode, BERT-base at 128 and 512 on the shipped corpus")
+    parser.add_argument("--tf_models_path", help="a directory holding tf-models-official (and gin-config) when "
+                                                 "they are not in the venv, e.g. from pip install --target DIR")
+    parser.add_argument("--records_dir", help="cache of the shipped-corpus records (default: a temp dir)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--tp-one", dest="tp_one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.tf_models_path:
+        sys.path.append(args.tf_models_path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     args.steps = args.steps or 2
     args.repeats = args.repeats or (3 if args.quick else 4)
     if args.steps < 1 or args.repeats < 1:
         raise SystemExit("--steps and --repeats must be positive")
     if args.one:
         _child(args)
+        return 0
+    if args.tp_one:
+        impl, seq = args.tp_one.split(":")
+        print(json.dumps(run_throughput_one(impl, int(seq), args.records_dir, args.steps, args.repeats,
+                                            args.budget)), flush=True)
+        return 0
+    if args.throughput:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        throughput_report(args)
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=FutureWarning)  # google.api_core's Python 3.10 notice

@@ -88,6 +88,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                                               "bert_medium, bert_base, bert_large)")
     source.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True, help="lower-case the text (true/false)")
     source.add_argument("--do_whole_word_mask", type=parse_bool, nargs="?", const=True, help="mask whole words (true/false)")
+    source.add_argument("--dynamic_masking", type=parse_bool, nargs="?", const=True,
+                        help="records hold unmasked instances, written once (--dupe_factor defaults to 1), and "
+                             "the Trainer masks them as it reads them, anew every epoch (true/false)")
     source.add_argument("--pipeline_name", help="the pipeline's name in ML-metadata / Vertex AI")
     for name, kind in DATA_FLAGS.items():
         source.add_argument(f"--{name}", type=kind, help=f"create_pretraining_data/run_pretraining --{name}")
@@ -99,6 +102,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     phase2 = parser.add_argument_group("phase 2 of two-phase pretraining (docs/two_phase.md)")
     for name, kind in PHASE2_FLAGS.items():
         phase2.add_argument(f"--phase2_{name}", type=kind, help=PHASE2_HELP[name])
+    training.add_argument("--throughput_mode", type=parse_bool, nargs="?", const=True,
+                          help="opt-in: pack up to 3 instances per row (no compute on padding, attention per "
+                               "instance; --train_batch_size counts rows) and XLA (true/false)")
     gate = parser.add_argument_group("evaluation gate")
     for name, kind in EVALUATION_FLAGS.items():
         gate.add_argument(f"--{name}", type=kind, help=EVALUATION_HELP[name])
@@ -114,11 +120,13 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if args.examples:
         config = config.replace(corpus_pattern="")
     data = {k: getattr(args, k) for k in DATA_FLAGS if getattr(args, k) is not None}
-    for flag in ("do_lower_case", "do_whole_word_mask"):
+    for flag in ("do_lower_case", "do_whole_word_mask", "dynamic_masking"):
         if getattr(args, flag) is not None:
             data[flag] = getattr(args, flag)
+    if args.dynamic_masking and args.dupe_factor is None:
+        data["dupe_factor"] = 1  # one unmasked copy: the masks change every epoch instead
     training = {k: getattr(args, k) for k in TRAINING_FLAGS if getattr(args, k) is not None}
-    for flag in ("use_tpu", "use_xla"):
+    for flag in ("use_tpu", "use_xla", "throughput_mode"):
         if getattr(args, flag) is not None:
             training[flag] = getattr(args, flag)
     evaluation = {k: getattr(args, k) for k in EVALUATION_FLAGS if getattr(args, k) is not None}

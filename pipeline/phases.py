@@ -89,6 +89,14 @@ def phase2_training(training: TrainingConfig, phase2: Phase2Config) -> TrainingC
         init_checkpoint=None)
 
 
+def phase2_step_cost(training: TrainingConfig, data: PretrainingDataOptions, phase2: Phase2Config) -> float:
+    """A phase-2 step's time relative to a phase-1 step, for the run's ETA in phase 1: the ratio
+    of tokens per batch. It leaves out attention's quadratic term, so at 512 after 128 it
+    underestimates (phase 2 reports its own ETA from its own measured pace once it starts)."""
+    phase2_batch = phase2_training(training, phase2).train_batch_size
+    return (phase2_batch * phase2.max_seq_length) / (training.train_batch_size * data.max_seq_length)
+
+
 def check_position_embeddings(bert_config: dict, phase1_seq: int, phase2: Optional[Phase2Config],
                               source: str) -> None:
     """Refuses a BERT config whose position table is shorter than a phase's sequences.

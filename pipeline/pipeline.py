@@ -56,10 +56,10 @@ from components.pretraining_data import spans
 from components.pusher.executor import REGISTRY_CONFIG_KEY, AtomicPusherExecutor
 from components.pretraining_data.component import PretrainingDataGen, VocabularyGen
 from components.trainer.component import BertTrainer
-from components.trainer.params import TrainerParams
+from components.trainer.params import DynamicMasking, TrainerParams
 from pipeline.vertex_resources import VertexResources
 from pipeline.config import PipelineConfig
-from pipeline.phases import check_position_embeddings, phase2_data_options, phase2_training
+from pipeline.phases import check_position_embeddings, phase2_data_options, phase2_step_cost, phase2_training
 
 RUN_FN = "components.trainer.run_fn.run_fn"
 # Phase 2's component ids: phase 1 keeps the one-phase ids.
@@ -143,6 +143,11 @@ def _generated_examples(config: PipelineConfig, vocabulary, pipeline_root: str, 
     example_gen = tfx.components.ImportExampleGen(input_base=records_base, input_config=input_config)
     example_gen.add_upstream_node(data_gen)
     return data_gen, example_gen
+
+
+def _dynamic_masking(data) -> Optional[DynamicMasking]:
+    """The Trainer's masking rule when the records are unmasked (--dynamic_masking), else None."""
+    return DynamicMasking(data.masked_lm_prob, data.do_whole_word_mask) if data.dynamic_masking else None
 
 
 def _trainer(params: TrainerParams, examples, vocabulary, base_model, resources, component_id: str):
@@ -253,10 +258,15 @@ def create_pipeline(
                               config.bert_config_file or f"--bert_preset {config.bert_preset}")
     phase1_dir, phase2_dir = phase_checkpoint_dirs(config, pipeline_root)
     two_phases = config.phase2 is not None
+    later = {}
+    if two_phases:
+        later = dict(later_phase_steps=config.phase2.num_train_steps,
+                     later_step_cost=phase2_step_cost(config.training, config.data, config.phase2))
     trainer = _trainer(
         TrainerParams(bert_config=bert_config, training=config.training, max_seq_length=config.data.max_seq_length,
                       max_predictions_per_seq=config.data.max_predictions_per_seq, checkpoint_dir=phase1_dir,
-                      code_version=code_version, phase=1 if two_phases else None),
+                      code_version=code_version, phase=1 if two_phases else None,
+                      dynamic_masking=_dynamic_masking(config.data), **later),
         example_gen.outputs["examples"], vocabulary, base_model,
         vertex_resources.trainer if vertex_resources else None, "BertTrainer")
     components.append(trainer)
@@ -270,7 +280,8 @@ def create_pipeline(
             TrainerParams(bert_config=bert_config, training=phase2_training(config.training, phase2),
                           max_seq_length=phase2.max_seq_length,
                           max_predictions_per_seq=phase2.max_predictions_per_seq, checkpoint_dir=phase2_dir,
-                          code_version=code_version, phase=2),
+                          code_version=code_version, phase=2,
+                          dynamic_masking=_dynamic_masking(phase2_data_options(config.data, phase2))),
             final_examples, vocabulary, trainer.outputs["model"], phase2_resources, f"BertTrainer{PHASE2_SUFFIX}")
         components.append(trainer)
         vertex_trainers += [trainer] if phase2_resources else []

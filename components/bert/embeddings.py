@@ -50,13 +50,16 @@ class BertEmbeddings(keras.layers.Layer):
         """The [vocab_size, hidden_size] word embedding variable, shared with the masked LM head."""
         return self.word_embeddings
 
-    def call(self, input_ids: tf.Tensor, segment_ids: tf.Tensor, training=None) -> tf.Tensor:
+    def call(self, input_ids: tf.Tensor, segment_ids: tf.Tensor, training=None,
+             position_ids: tf.Tensor | None = None) -> tf.Tensor:
         """Embeds a batch.
 
         Args:
           input_ids: int32 [B, S] WordPiece ids.
           segment_ids: int32 [B, S] token type ids (0 for sentence A, 1 for sentence B).
           training: applies dropout if True.
+          position_ids: int32 [B, S], each token's position in its own sequence (packed rows,
+            see components/trainer/packing.py); None: 0..S-1, the original.
         Returns:
           [B, S, H] embeddings in the layer's compute dtype.
         Raises:
@@ -92,9 +95,14 @@ class BertEmbeddings(keras.layers.Layer):
                           self.token_type_embeddings)
         output = tf.reshape(words + types, [batch_size, seq_length, config.hidden_size])
 
-        with tf.control_dependencies(checks):
-            positions = tf.slice(tf.convert_to_tensor(self.position_embeddings), [0, 0], [seq_length, -1])
-        # [S, H] broadcasts over the batch.
-        output = output + positions[tf.newaxis, :, :]
+        if position_ids is not None:
+            # Packed rows: every sequence restarts at position 0, so its embeddings are those
+            # it would have alone (positions < S <= max_position_embeddings, checked above).
+            output = output + tf.gather(tf.convert_to_tensor(self.position_embeddings), position_ids)
+        else:
+            with tf.control_dependencies(checks):
+                positions = tf.slice(tf.convert_to_tensor(self.position_embeddings), [0, 0], [seq_length, -1])
+            # [S, H] broadcasts over the batch.
+            output = output + positions[tf.newaxis, :, :]
         output = self.layer_norm(output)
         return self.dropout(output, training=training)

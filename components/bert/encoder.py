@@ -40,6 +40,21 @@ def attention_mask_bias(input_mask: tf.Tensor) -> tf.Tensor:
     return ((1.0 - mask) * MASK_BIAS)[:, tf.newaxis, tf.newaxis, :]
 
 
+def packed_attention_mask_bias(packed_sequence_ids: tf.Tensor) -> tf.Tensor:
+    """The bias for rows that pack several sequences: block-diagonal, one block per sequence.
+
+    Args:
+      packed_sequence_ids: int32 [B, S], 1..k for the k sequences of a row, 0 for padding.
+    Returns:
+      float32 [B, 1, S, S]: 0 where query and key belong to the same sequence, -10000
+      elsewhere (other sequences and padding), so each sequence attends to itself alone, as
+      if it were unpacked (exp(-10000) is 0 in float32, as for the original's padding).
+    """
+    ids = packed_sequence_ids
+    same = tf.logical_and(tf.equal(ids[:, :, tf.newaxis], ids[:, tf.newaxis, :]), ids[:, tf.newaxis, :] > 0)
+    return ((1.0 - tf.cast(same, tf.float32)) * MASK_BIAS)[:, tf.newaxis, :, :]
+
+
 class AttentionLayer(keras.layers.Layer):
     """Multi-head self-attention plus its output projection, dropout, residual and LayerNorm.
 
@@ -62,7 +77,8 @@ class AttentionLayer(keras.layers.Layer):
         self.output_layer_norm = layer_norm()
 
     def call(self, hidden_states: tf.Tensor, mask_bias: tf.Tensor, training=None) -> tf.Tensor:
-        """Args: hidden_states [B, S, H]; mask_bias float32 [B, 1, 1, S]. Returns [B, S, H]."""
+        """Args: hidden_states [B, S, H]; mask_bias float32 [B, 1, 1, S] (or [B, 1, S, S] for
+        packed rows). Returns [B, S, H]."""
         batch_size, seq_length, hidden = get_shape_list(hidden_states, expected_rank=3, name="hidden_states")
         heads = self.config.num_attention_heads
         head_size = self.config.attention_head_size
@@ -140,7 +156,8 @@ class BertModel(keras.layers.Layer):
                                          name="pooler")
 
     def call(self, input_ids: tf.Tensor, input_mask: Optional[tf.Tensor] = None,
-             segment_ids: Optional[tf.Tensor] = None, training=None) -> Tuple[tf.Tensor, tf.Tensor]:
+             segment_ids: Optional[tf.Tensor] = None, training=None,
+             packed: Optional[dict] = None) -> Tuple[tf.Tensor, tf.Tensor]:
         """Encodes a batch.
 
         Args:
@@ -148,16 +165,29 @@ class BertModel(keras.layers.Layer):
           input_mask: int32 [B, S], 1 for real tokens, 0 for padding (None: all ones).
           segment_ids: int32 [B, S] token type ids (None: all zeros).
           training: applies dropout if True.
+          packed: rows holding several sequences (components/trainer/packing.py): int32
+            packed_sequence_ids [B, S] (1..k, 0 = padding), position_ids [B, S] (position in
+            its own sequence) and cls_positions [B, K] (where each sequence starts). Attention
+            is block-diagonal, positions restart per sequence, and the pooler runs on every
+            sequence's [CLS]: each sequence's outputs are those it would have alone.
         Returns:
-          (sequence_output [B, S, H], pooled_output [B, H]), in the compute dtype
-          (float32, or bfloat16 under a mixed_bfloat16 policy).
+          (sequence_output [B, S, H], pooled_output [B, H], or [B, K, H] when packed), in
+          the compute dtype (float32, or bfloat16 under a mixed_bfloat16 policy).
         """
         input_ids = tf.convert_to_tensor(input_ids)
         input_mask = tf.ones_like(input_ids) if input_mask is None else tf.convert_to_tensor(input_mask)
         segment_ids = tf.zeros_like(input_ids) if segment_ids is None else tf.convert_to_tensor(segment_ids)
-        hidden_states = self.embeddings(input_ids, segment_ids, training=training)
-        mask_bias = attention_mask_bias(input_mask)
+        if packed is None:
+            hidden_states = self.embeddings(input_ids, segment_ids, training=training)
+            mask_bias = attention_mask_bias(input_mask)
+        else:
+            hidden_states = self.embeddings(input_ids, segment_ids, training=training,
+                                            position_ids=packed["position_ids"])
+            mask_bias = packed_attention_mask_bias(packed["packed_sequence_ids"])
         for layer in self.encoder_layers:
             hidden_states = layer(hidden_states, mask_bias, training=training)
-        pooled_output = self.pooler(hidden_states[:, 0, :])
+        if packed is None:
+            pooled_output = self.pooler(hidden_states[:, 0, :])
+        else:
+            pooled_output = self.pooler(tf.gather(hidden_states, packed["cls_positions"], batch_dims=1))
         return hidden_states, pooled_output

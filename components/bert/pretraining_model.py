@@ -20,6 +20,8 @@ from components.bert.heads import MaskedLMHead, NextSentenceHead
 # The feature keys the model reads, in the original names: three [B, S], one [B, P].
 SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 MODEL_FEATURES = SEQUENCE_FEATURES + ("masked_lm_positions",)
+# Throughput mode's packed rows add these (components/trainer/packing.py): [B, S], [B, S], [B, K].
+PACKED_FEATURES = ("packed_sequence_ids", "position_ids", "cls_positions")
 
 
 class BertPretrainingModel(keras.Model):
@@ -48,11 +50,14 @@ class BertPretrainingModel(keras.Model):
 
         Args:
           features: dict with int32 input_ids, input_mask, segment_ids [B, S] and
-            masked_lm_positions [B, P]; other keys are ignored.
+            masked_lm_positions [B, P]; with PACKED_FEATURES too, each row packs up to K
+            sequences (see BertModel.call); other keys are ignored.
           training: applies dropout if True.
         Returns:
           dict with sequence_output [B, S, H] and pooled_output [B, H] (compute dtype),
-          masked_lm_log_probs float32 [B, P, V], next_sentence_log_probs float32 [B, 2].
+          masked_lm_log_probs float32 [B, P, V], next_sentence_log_probs float32 [B, 2];
+          packed: pooled_output [B, K, H] and next_sentence_log_probs [B, K, 2], one per
+          sequence slot (slots past a row's sequences are to be weighted 0).
         Raises:
           KeyError: a feature the model reads is missing.
         """
@@ -61,13 +66,21 @@ class BertPretrainingModel(keras.Model):
             raise KeyError(f"BertPretrainingModel needs features {list(MODEL_FEATURES)}; missing {missing} "
                            f"(got {sorted(features)})")
         ids = {key: tf.cast(features[key], tf.int32) for key in MODEL_FEATURES}
+        packed = ({key: tf.cast(features[key], tf.int32) for key in PACKED_FEATURES}
+                  if PACKED_FEATURES[0] in features else None)
         sequence_output, pooled_output = self.bert(
-            ids["input_ids"], ids["input_mask"], ids["segment_ids"], training=training)
+            ids["input_ids"], ids["input_mask"], ids["segment_ids"], training=training, packed=packed)
+        if packed is None:
+            next_sentence = self.next_sentence_head(pooled_output)
+        else:
+            batch, slots = tf.shape(pooled_output)[0], tf.shape(pooled_output)[1]
+            flat = self.next_sentence_head(tf.reshape(pooled_output, [-1, self.config.hidden_size]))
+            next_sentence = tf.reshape(flat, [batch, slots, 2])
         return {
             "sequence_output": sequence_output,
             "pooled_output": pooled_output,
             "masked_lm_log_probs": self.masked_lm_head(sequence_output, ids["masked_lm_positions"]),
-            "next_sentence_log_probs": self.next_sentence_head(pooled_output),
+            "next_sentence_log_probs": next_sentence,
         }
 
     def get_config(self) -> dict:

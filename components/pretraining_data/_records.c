@@ -165,6 +165,7 @@ typedef struct {
     int64_t vocab_size;
     int64_t cls_id, sep_id, mask_id;
     const uint8_t *is_continuation; /* [vocab_size] or NULL: whole-word masking off */
+    int unmasked; /* dynamic masking: no predictions chosen, no masked_lm_* features written */
 } Params;
 
 /* Scratch arrays for one instance, allocated once per call. */
@@ -364,7 +365,7 @@ static Status build_all(const Params *prm, const int32_t *tokens, Py_ssize_t num
             s.segment_ids[i] = i >= len_a + 2 && i < length;
         }
         Rng rng = rng_for_row(seed, (uint64_t)row);
-        *num_masked += mask_instance(prm, &s, (int)length, &rng);
+        if (!prm->unmasked) *num_masked += mask_instance(prm, &s, (int)length, &rng);
         uint8_t next_label = sp[4] != 0;
 
         /* The Example's features, in sorted-name order (protobuf's deterministic order). */
@@ -372,12 +373,14 @@ static Status build_all(const Params *prm, const int32_t *tokens, Py_ssize_t num
         b = put_feature(b, FEATURE("input_ids"), INT64_LIST, s.payload,
                         put_varints(s.payload, s.input_ids, L));
         b = put_feature(b, FEATURE("input_mask"), INT64_LIST, s.input_mask, L);
-        b = put_feature(b, FEATURE("masked_lm_ids"), INT64_LIST, s.payload,
-                        put_varints(s.payload, s.masked_ids, P));
-        b = put_feature(b, FEATURE("masked_lm_positions"), INT64_LIST, s.payload,
-                        put_varints(s.payload, s.positions, P));
-        b = put_feature(b, FEATURE("masked_lm_weights"), FLOAT_LIST, (const uint8_t *)s.weights,
-                        4 * (int64_t)P);
+        if (!prm->unmasked) {
+            b = put_feature(b, FEATURE("masked_lm_ids"), INT64_LIST, s.payload,
+                            put_varints(s.payload, s.masked_ids, P));
+            b = put_feature(b, FEATURE("masked_lm_positions"), INT64_LIST, s.payload,
+                            put_varints(s.payload, s.positions, P));
+            b = put_feature(b, FEATURE("masked_lm_weights"), FLOAT_LIST,
+                            (const uint8_t *)s.weights, 4 * (int64_t)P);
+        }
         b = put_feature(b, FEATURE("next_sentence_labels"), INT64_LIST, &next_label, 1);
         b = put_feature(b, FEATURE("segment_ids"), INT64_LIST, s.segment_ids, L);
         int64_t body = b - s.body;
@@ -423,11 +426,14 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const
 
 PyDoc_STRVAR(build_records_doc,
 "build_records(tokens, spans, seed, max_seq_length, max_predictions_per_seq,\n"
-"              masked_lm_prob, vocab_size, cls_id, sep_id, mask_id, is_continuation)\n"
+"              masked_lm_prob, vocab_size, cls_id, sep_id, mask_id, is_continuation,\n"
+"              unmasked=False)\n"
 "-> (framed: bytes, num_masked: int)\n\n"
 "tokens: int32 [T] (C-contiguous); spans: int64 [N, 5] (a_start, a_end, b_start, b_end,\n"
 "is_random_next); seed: uint64; is_continuation: uint8/bool [vocab_size] for whole-word\n"
-"masking, or None. Returns the N instances as back-to-back TFRecords of tf.train.Example.");
+"masking, or None. Returns the N instances as back-to-back TFRecords of tf.train.Example.\n"
+"unmasked=True (dynamic masking, done by the trainer): input_ids as they are, and no\n"
+"masked_lm_positions / masked_lm_ids / masked_lm_weights features.");
 
 static PyObject *build_records(PyObject *self, PyObject *args) {
     (void)self;
@@ -436,9 +442,10 @@ static PyObject *build_records(PyObject *self, PyObject *args) {
     int seq_len, max_predictions;
     double prob;
     long long vocab_size, cls_id, sep_id, mask_id;
-    if (!PyArg_ParseTuple(args, "OOKiidLLLLO", &tokens_obj, &spans_obj, &seed, &seq_len,
+    int unmasked = 0;
+    if (!PyArg_ParseTuple(args, "OOKiidLLLLO|p", &tokens_obj, &spans_obj, &seed, &seq_len,
                           &max_predictions, &prob, &vocab_size, &cls_id, &sep_id, &mask_id,
-                          &cont_obj))
+                          &cont_obj, &unmasked))
         return NULL;
     if (seq_len < 3 || max_predictions < 1 || vocab_size < 1) {
         PyErr_Format(PyExc_ValueError,
@@ -454,7 +461,7 @@ static PyObject *build_records(PyObject *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    Params prm = {seq_len, max_predictions, prob, vocab_size, cls_id, sep_id, mask_id, NULL};
+    Params prm = {seq_len, max_predictions, prob, vocab_size, cls_id, sep_id, mask_id, NULL, unmasked};
     if (cont_obj != Py_None) {
         if (get_buffer(cont_obj, &cont, 1, "is_continuation (bool/uint8)") < 0) goto release;
         if (cont.len != vocab_size) {

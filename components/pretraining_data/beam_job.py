@@ -305,8 +305,9 @@ class _WriteShards(beam.DoFn):
                 for path in paths:
                     with FileSystems.open(path) as f:
                         piece = bucket_lib.InstancePiece.from_bytes(f.read())
-                    num_masked += bucket_lib.write_records(piece, self._vocab, self._options,
-                                                           out.write)
+                    num_masked += bucket_lib.write_records(
+                        piece, self._vocab, self._options, out.write,
+                        masked=not (self._options.dynamic_masking and split == bucket_lib.TRAIN))
             totals.append((split, {"num_masked": num_masked}))
         _write_json(totals, FileSystems.join(self._staging_dir, _STATS_DIR,
                                              f"shard-{shard:05d}.json"), _sum_stats)

@@ -182,16 +182,17 @@ def _process_joined(split, bucket_index, text: bytes, starts: np.ndarray, lines:
 
 
 def write_records(piece: InstancePiece, vocab: VocabInfo, options: PretrainingDataOptions,
-                  write) -> int:
+                  write, masked: bool = True) -> int:
     """Builds the piece's records (masking, tf.train.Example, TFRecord framing) and passes
-    them to write(bytes) in order, ~1.5 MB at a time. Returns the number of masked tokens."""
+    them to write(bytes) in order, ~1.5 MB at a time. Returns the number of masked tokens.
+    masked=False: unmasked instances, for dynamic masking (records.build_records)."""
     num_masked = 0
     for batch, start in enumerate(range(0, len(piece.spans), _ENCODE_BATCH_INSTANCES)):
         # A seed per batch, fixed by the piece's seed and the batch's place.
         seed = (piece.seed + batch * 0x9E3779B97F4A7C15) % 2**64
         framed, masked = records.build_records(
             piece.tokens, piece.spans[start:start + _ENCODE_BATCH_INSTANCES], seed, vocab,
-            options)
+            options, masked)
         write(framed)
         num_masked += masked
     return num_masked

@@ -70,9 +70,13 @@ def register(subparsers) -> None:
                    help="maximum masked LM predictions per sequence (default %(default)s)")
     p.add_argument("--masked_lm_prob", type=float, default=_DEFAULTS.masked_lm_prob,
                    help="masked LM probability (default %(default)s)")
-    p.add_argument("--dupe_factor", type=int, default=_DEFAULTS.dupe_factor,
+    p.add_argument("--dupe_factor", type=int, default=None,
                    help="times to duplicate the input data with different masks "
-                        "(default %(default)s)")
+                        f"(default {_DEFAULTS.dupe_factor}; 1 with --dynamic_masking)")
+    p.add_argument("--dynamic_masking", type=parse_bool, nargs="?", const=True, default=False,
+                   help="write train/ unmasked, once (dupe_factor 1): the trainer masks as it reads, "
+                        "anew every epoch (bertpipe run --dynamic_masking); eval/ is masked once "
+                        "(default false)")
     p.add_argument("--short_seq_prob", type=float, default=_DEFAULTS.short_seq_prob,
                    help="probability of creating sequences shorter than the maximum "
                         "(default %(default)s)")
@@ -107,7 +111,9 @@ def options_from_args(args) -> PretrainingDataOptions:
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
         masked_lm_prob=args.masked_lm_prob,
-        dupe_factor=args.dupe_factor,
+        dupe_factor=(args.dupe_factor if args.dupe_factor is not None
+                     else 1 if args.dynamic_masking else _DEFAULTS.dupe_factor),
+        dynamic_masking=args.dynamic_masking,
         short_seq_prob=args.short_seq_prob,
         do_lower_case=args.do_lower_case,
         do_whole_word_mask=args.do_whole_word_mask,

@@ -27,6 +27,9 @@ class PretrainingDataOptions:
       eval_fraction: fraction of DOCUMENTS (not instances) put in eval/, so no
         document is in both splits.
       num_shards: files per split (part-0000k-of-0000N.tfrecord).
+      dynamic_masking: train/ holds unmasked instances, written once (dupe_factor
+        must be 1), and the trainer masks them as it reads them, anew each epoch
+        (RoBERTa's dynamic masking); eval/ stays masked once, so evaluation is fixed.
     """
 
     max_seq_length: int = 128
@@ -39,6 +42,7 @@ class PretrainingDataOptions:
     random_seed: int = 12345
     eval_fraction: float = 0.1
     num_shards: int = 4
+    dynamic_masking: bool = False
 
     def validate(self) -> "PretrainingDataOptions":
         """Raises ValueError naming the first bad option; returns self for chaining."""
@@ -49,6 +53,7 @@ class PretrainingDataOptions:
         _check_type(self, "num_shards", int)
         _check_type(self, "do_lower_case", bool)
         _check_type(self, "do_whole_word_mask", bool)
+        _check_type(self, "dynamic_masking", bool)
         for name in ("masked_lm_prob", "short_seq_prob", "eval_fraction"):
             _check_type(self, name, (int, float))
         # 3 positions go to [CLS] [SEP] [SEP]; segments A and B need >= 1 token
@@ -72,6 +77,10 @@ class PretrainingDataOptions:
             raise ValueError(f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1].")
         if self.dupe_factor < 1:
             raise ValueError(f"dupe_factor={self.dupe_factor} must be >= 1.")
+        if self.dynamic_masking and self.dupe_factor != 1:
+            raise ValueError(
+                f"dupe_factor={self.dupe_factor} with dynamic_masking: the trainer draws new masks "
+                "every epoch, so each instance is written once; set dupe_factor 1 (--dupe_factor 1).")
         if not 0.0 <= self.short_seq_prob <= 1.0:
             raise ValueError(f"short_seq_prob={self.short_seq_prob} must be in [0, 1].")
         if not 0.0 <= self.eval_fraction < 1.0:
@@ -85,8 +94,14 @@ class PretrainingDataOptions:
         return self
 
     def to_json(self) -> str:
-        """Sorted-key JSON, stable so it can be compared and stored in manifests."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """Sorted-key JSON, stable so it can be compared and stored in manifests.
+
+        dynamic_masking appears only when on, so that the options (and the fingerprints of
+        records made with them) read as they did before the option existed."""
+        values = dataclasses.asdict(self)
+        if not values["dynamic_masking"]:
+            del values["dynamic_masking"]
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, s: str) -> "PretrainingDataOptions":

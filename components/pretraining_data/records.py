@@ -17,7 +17,7 @@ from components.pretraining_data.options import PretrainingDataOptions
 
 
 def build_records(tokens: np.ndarray, spans: np.ndarray, seed: int, vocab,
-                  options: PretrainingDataOptions):
+                  options: PretrainingDataOptions, masked: bool = True):
     """Serialises instances as back-to-back TFRecords.
 
     Args:
@@ -27,6 +27,8 @@ def build_records(tokens: np.ndarray, spans: np.ndarray, seed: int, vocab,
       seed: 0 <= seed < 2**64; instance i's random choices depend on (seed, i) only.
       vocab: bucket.VocabInfo (size, [CLS]/[SEP]/[MASK] ids, "##" pieces).
       options: max_seq_length, max_predictions_per_seq, masked_lm_prob, do_whole_word_mask.
+      masked: False writes unmasked instances for dynamic masking (schema.UNMASKED_FEATURE_NAMES:
+        input_ids as they are, no masked_lm_* features; the trainer masks as it reads).
     Returns:
       (framed bytes: a valid TFRecord file's content, number of masked positions).
     """
@@ -35,7 +37,7 @@ def build_records(tokens: np.ndarray, spans: np.ndarray, seed: int, vocab,
         int(seed), options.max_seq_length, options.max_predictions_per_seq,
         float(options.masked_lm_prob), vocab.size, vocab.cls_id, vocab.sep_id, vocab.mask_id,
         np.ascontiguousarray(vocab.is_continuation, np.uint8) if options.do_whole_word_mask
-        else None)
+        else None, not masked)
 
 
 def masked_crc32c(data: bytes, portable: bool = False) -> int:

@@ -17,6 +17,27 @@ FEATURE_NAMES = (
 )
 
 
+# Records for dynamic masking (PretrainingDataOptions.dynamic_masking) carry only these:
+# input_ids unmasked, and no masked_lm_* features, so that a reader expecting masked records
+# fails on the missing feature instead of training on instances without predictions.
+UNMASKED_FEATURE_NAMES = ("input_ids", "input_mask", "next_sentence_labels", "segment_ids")
+MASKED_LM_FEATURE_NAMES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+
+
+def unmasked_feature_spec(max_seq_length: int) -> dict:
+    """{name: tf.io.FixedLenFeature} of unmasked records: input_ids, input_mask, segment_ids
+    int64 [max_seq_length], next_sentence_labels int64 [1]."""
+    if max_seq_length < 1:
+        raise ValueError(f"unmasked_feature_spec needs a positive max_seq_length, got {max_seq_length}.")
+    seq = [max_seq_length]
+    return {
+        "input_ids": tf.io.FixedLenFeature(seq, tf.int64),
+        "input_mask": tf.io.FixedLenFeature(seq, tf.int64),
+        "segment_ids": tf.io.FixedLenFeature(seq, tf.int64),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
 def feature_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict:
     """Returns {name: tf.io.FixedLenFeature} for tf.io.parse_example.
 

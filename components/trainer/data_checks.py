@@ -11,6 +11,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from components.pretraining_data.schema import MASKED_LM_FEATURE_NAMES
 from components.trainer.input_pipeline import compression_of
 
 
@@ -30,8 +31,11 @@ def _expected_features(max_seq_length: int, max_predictions_per_seq: int) -> dic
     }
 
 
-def check_split(split: str, files: Sequence[str], max_seq_length: int, max_predictions_per_seq: int) -> None:
+def check_split(split: str, files: Sequence[str], max_seq_length: int, max_predictions_per_seq: int,
+                masked: bool = True) -> None:
     """Refuses an empty split, or a first record whose features do not fit the flags.
+
+    masked=False: the records must be unmasked (dynamic masking): no masked_lm_* features.
 
     Raises:
       DataError naming the split, the file and the feature, with the expected shape.
@@ -50,7 +54,22 @@ def check_split(split: str, files: Sequence[str], max_seq_length: int, max_predi
     path, serialized = first_record
     example = tf.train.Example.FromString(serialized)
     features = example.features.feature
-    for name, (kind, length, flag) in _expected_features(max_seq_length, max_predictions_per_seq).items():
+    has_masks = any(name in features for name in MASKED_LM_FEATURE_NAMES)
+    if masked and not has_masks and "input_ids" in features:
+        raise DataError(
+            f"The {split} records ({path}) are unmasked (no masked_lm_* features: made with "
+            f"prepare-data --dynamic_masking); train on them with --dynamic_masking"
+            + ("." if split == "train" else ", and give an eval split that is masked (prepare-data "
+                                             "--dynamic_masking masks eval/ once)."))
+    if not masked and has_masks:
+        raise DataError(
+            f"The {split} records ({path}) are already masked (masked_lm_* features), but "
+            f"--dynamic_masking masks as it reads: make the records with prepare-data "
+            f"--dynamic_masking (unmasked, dupe_factor 1), or train without --dynamic_masking.")
+    expected = _expected_features(max_seq_length, max_predictions_per_seq)
+    if not masked:
+        expected = {k: v for k, v in expected.items() if k not in MASKED_LM_FEATURE_NAMES}
+    for name, (kind, length, flag) in expected.items():
         if name not in features:
             raise DataError(
                 f"Feature '{name}' is missing from the {split} records ({path}); expected {kind} of "

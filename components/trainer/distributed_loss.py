@@ -13,6 +13,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from components.trainer.input_pipeline import EXAMPLE_WEIGHT
+from components.trainer.packing import NEXT_SENTENCE_WEIGHTS
 
 
 def per_prediction_nll(log_probs: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
@@ -29,17 +30,24 @@ def replica_loss_terms(outputs: dict, features: dict) -> dict:
       features: the batch, with masked_lm_ids [b, P] int32, masked_lm_weights [b, P] float32,
         next_sentence_labels [b, 1] int32, and optionally example_weight [b] float32 (0 for the
         rows that pad a last eval batch; absent means every example counts once).
+        Packed rows (packing.py) have next_sentence_labels and next_sentence_weights [b, K]
+        and next_sentence_log_probs [b, K, 2]: one example per instance slot of weight 1.
     """
     nsp_labels = tf.reshape(tf.cast(features["next_sentence_labels"], tf.int32), [-1])
-    example_weights = features.get(EXAMPLE_WEIGHT)
-    example_weights = (tf.ones(tf.shape(nsp_labels), tf.float32) if example_weights is None
-                       else tf.cast(example_weights, tf.float32))
-    weights = tf.cast(features["masked_lm_weights"], tf.float32) * example_weights[:, None]
+    if NEXT_SENTENCE_WEIGHTS in features:
+        # Packed: each instance is an example; empty slots weigh 0, as do their (0) predictions.
+        example_weights = tf.reshape(tf.cast(features[NEXT_SENTENCE_WEIGHTS], tf.float32), [-1])
+        weights = tf.cast(features["masked_lm_weights"], tf.float32)
+    else:
+        example_weights = features.get(EXAMPLE_WEIGHT)
+        example_weights = (tf.ones(tf.shape(nsp_labels), tf.float32) if example_weights is None
+                           else tf.cast(example_weights, tf.float32))
+        weights = tf.cast(features["masked_lm_weights"], tf.float32) * example_weights[:, None]
     mlm_log_probs = outputs["masked_lm_log_probs"]
     mlm_nll = per_prediction_nll(mlm_log_probs, features["masked_lm_ids"])
     mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_log_probs, -1, output_type=tf.int32),
                                    tf.cast(features["masked_lm_ids"], tf.int32)), tf.float32)
-    nsp_log_probs = outputs["next_sentence_log_probs"]
+    nsp_log_probs = tf.reshape(outputs["next_sentence_log_probs"], [-1, 2])
     nsp_nll = per_prediction_nll(nsp_log_probs, nsp_labels)
     nsp_correct = tf.cast(tf.equal(tf.argmax(nsp_log_probs, -1, output_type=tf.int32), nsp_labels), tf.float32)
     return {
@@ -53,7 +61,9 @@ def replica_loss_terms(outputs: dict, features: dict) -> dict:
 
 
 def replica_loss(terms: dict, global_weight_sum: tf.Tensor, global_batch_size: tf.Tensor) -> tf.Tensor:
-    """This replica's share of the total loss; summed over replicas it is the original's loss."""
+    """This replica's share of the total loss; summed over replicas it is the original's loss.
+
+    global_batch_size: the examples of the global batch (packed rows: the instances in them)."""
     return (terms["mlm_nll_sum"] / (global_weight_sum + 1e-5)
             + terms["nsp_nll_sum"] / global_batch_size)
 

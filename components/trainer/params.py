@@ -36,6 +36,10 @@ class TrainingConfig:
     adam_bias_correction: Optional[bool] = None
     mixed_precision: str = "auto"  # auto | float32 | bfloat16 | float16
     use_xla: bool = False
+    # Opt-in throughput mode: train on rows packing up to 3 instances each (block-diagonal
+    # attention, so each instance's maths are unchanged; train_batch_size counts rows) with
+    # XLA; bf16 comes from mixed_precision "auto" where the hardware has it natively.
+    throughput_mode: bool = False
     seed: int = 12345
     # Several workers: how long one all-reduce may wait for the others before the run fails
     # (a dead worker then ends the run instead of hanging it). Covers a checkpoint the chief
@@ -65,6 +69,15 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DynamicMasking:
+    """The train records are unmasked: the input pipeline masks them as it reads them, with
+    these create_pretraining_data options (see components/trainer/dynamic_masking.py)."""
+
+    masked_lm_prob: float = 0.15
+    do_whole_word_mask: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainerParams:
     """What `run_fn` needs beyond the data: architecture, flags, shapes and where to checkpoint.
 
@@ -85,6 +98,21 @@ class TrainerParams:
     # may warm-start from a base model trained at another length (retraining after a
     # two-phase run); phase 2 warm-starts phase 1's weights only, with a fresh optimizer.
     phase: Optional[int] = None
+    # How often the Trainer logs its progress line (examples/s, tokens/s, phase, ETAs) and
+    # writes the same scalars to TensorBoard; 0 = after every compiled chunk of steps. Not
+    # in PipelineConfig: how often to report changes nothing trained, nor the checkpoint dir.
+    progress_interval_seconds: float = 60.0
+    # None: the records are masked (the original's static masking).
+    dynamic_masking: Optional[DynamicMasking] = None
+    # For the run's ETA in phase 1 of two: phase 2's steps, and the cost of one of its steps
+    # relative to one of phase 1's (pipeline/phases.py estimates it from tokens per batch).
+    later_phase_steps: int = 0
+    later_step_cost: float = 1.0
+
+    @property
+    def phase_name(self) -> str:
+        """The phase's name in progress lines and TensorBoard: phase1 unless this is phase 2."""
+        return f"phase{self.phase or 1}"
 
     def to_custom_config(self) -> dict[str, Any]:
         values = {
@@ -95,10 +123,14 @@ class TrainerParams:
             "checkpoint_dir": self.checkpoint_dir,
             "vocab_file": self.vocab_file,
             "code_version": self.code_version,
+            "progress_interval_seconds": self.progress_interval_seconds,
+            "dynamic_masking": dataclasses.asdict(self.dynamic_masking) if self.dynamic_masking else None,
         }
         if self.phase is not None:
             # Only when set: a one-phase Trainer's custom_config (its cache key) is unchanged.
             values["phase"] = self.phase
+        if self.later_phase_steps:
+            values.update(later_phase_steps=self.later_phase_steps, later_step_cost=self.later_step_cost)
         return values
 
     @classmethod
@@ -122,4 +154,9 @@ class TrainerParams:
             vocab_file=custom_config.get("vocab_file"),
             code_version=custom_config.get("code_version"),
             phase=custom_config.get("phase"),
+            progress_interval_seconds=float(custom_config.get("progress_interval_seconds", 60.0)),
+            dynamic_masking=(DynamicMasking(**custom_config["dynamic_masking"])
+                             if custom_config.get("dynamic_masking") else None),
+            later_phase_steps=int(custom_config.get("later_phase_steps", 0)),
+            later_step_cost=float(custom_config.get("later_step_cost", 1.0)),
         )

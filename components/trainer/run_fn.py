@@ -26,7 +26,7 @@ from components.bert.config import BertConfig
 from components.bert.optimization import create_optimizer
 from components.bert.pretraining_model import BertPretrainingModel, ensure_built
 from components.bert.tf1_checkpoint import is_tf1_checkpoint, load_tf1_checkpoint
-from components.trainer import export, input_pipeline, precision, warm_start
+from components.trainer import dynamic_masking, export, input_pipeline, packing, precision, warm_start
 from components.trainer import strategy as strategy_lib
 from components.trainer.data_checks import check_split
 from components.trainer.params import TrainerParams
@@ -86,7 +86,7 @@ def build_state(bert_config: BertConfig, params: TrainerParams,
                                      optimizer_type=t.optimizer_type, bias_correction=t.adam_bias_correction)
         # tf_keras compiles each variable's update with XLA only when it sees a GPU; with
         # --use_xla the (memory-bound, elementwise) AdamW/LAMB update is fused on any device.
-        optimizer.jit_compile = t.use_xla
+        optimizer.jit_compile = t.use_xla or t.throughput_mode
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
@@ -141,7 +141,16 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
     if params.max_seq_length > bert_config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {params.max_seq_length} exceeds the BERT config's "
                          f"max_position_embeddings {bert_config.max_position_embeddings}.")
-    check_split("train", train_files, params.max_seq_length, params.max_predictions_per_seq)
+    rule = None
+    if params.dynamic_masking is not None:
+        if not params.vocab_file:
+            raise ValueError("--dynamic_masking needs the vocabulary (its [CLS], [SEP], [MASK] ids): give "
+                             "--vocab_file, or let the pipeline learn one.")
+        rule = dynamic_masking.rule_from_vocab(
+            params.vocab_file, params.max_predictions_per_seq, params.dynamic_masking.masked_lm_prob,
+            params.dynamic_masking.do_whole_word_mask)
+    check_split("train", train_files, params.max_seq_length, params.max_predictions_per_seq,
+                masked=rule is None)
     check_split("eval", eval_files, params.max_seq_length, params.max_predictions_per_seq)
 
     keras.utils.set_random_seed(t.seed)
@@ -153,8 +162,9 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
     for flag in ("train_batch_size", "eval_batch_size"):
         if getattr(t, flag) % replicas:
             raise ValueError(f"--{flag} {getattr(t, flag)} is not divisible by the {replicas} replicas.")
-    logger.info("Strategy %s (%s, %d replicas), precision %s, XLA %s.", type(strategy).__name__, kind,
-                 replicas, policy, t.use_xla)
+    logger.info("Strategy %s (%s, %d replicas), precision %s, XLA %s%s.", type(strategy).__name__, kind,
+                 replicas, policy, t.use_xla or t.throughput_mode,
+                 ", throughput mode (packed rows)" if t.throughput_mode else "")
 
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
@@ -182,12 +192,17 @@ def pretrain(params: TrainerParams, train_files: list[str], eval_files: list[str
         def train_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return input_pipeline.make_dataset(
                 train_files, context.get_per_replica_batch_size(t.train_batch_size), params.max_seq_length,
-                params.max_predictions_per_seq, is_training=True, seed=t.seed, input_context=context)
+                params.max_predictions_per_seq, is_training=True, seed=t.seed, input_context=context,
+                dynamic_masking=rule,
+                pack_sequences=packing.DEFAULT_MAX_SEQUENCES_PER_ROW if t.throughput_mode else 0)
 
         settings = LoopSettings(
             num_train_steps=t.num_train_steps, steps_per_execution=t.iterations_per_loop,
             save_checkpoints_steps=t.save_checkpoints_steps, keep_checkpoint_max=t.keep_checkpoint_max,
-            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu", use_xla=t.use_xla)
+            global_batch_size=t.train_batch_size, checkpoint_input=kind != "tpu",
+            use_xla=t.use_xla or t.throughput_mode,
+            phase=params.phase_name, progress_interval_seconds=params.progress_interval_seconds,
+            later_phase_steps=params.later_phase_steps, later_step_cost=params.later_step_cost)
         with _output_dirs(chief, params.checkpoint_dir, model_run_dir) as (save_dir, summary_dir):
             step = train(state, train_dataset, settings, params.checkpoint_dir, summary_dir, train_files, starter,
                          save_dir=save_dir)

@@ -24,12 +24,16 @@ import logging
 import tensorflow as tf
 
 from components.trainer import distributed_loss
+from components.trainer.packing import NEXT_SENTENCE_WEIGHTS
+from components.trainer.progress import ProgressMeter
 from components.trainer.data_checks import corrupt_shard_error, is_record_read_error
 
 logger = logging.getLogger(__name__)
 
 SUM = tf.distribute.ReduceOp.SUM
 TERM_NAMES = ("mlm_nll_sum", "mlm_correct_sum", "mlm_weight_sum", "nsp_nll_sum", "nsp_correct_sum", "examples")
+# Training also counts the real tokens it trained on (input_mask ones, never padding), for tokens/s.
+TRAIN_TERM_NAMES = TERM_NAMES + ("real_tokens",)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -73,6 +77,13 @@ class LoopSettings:
     clip_norm: float = 1.0
     use_xla: bool = False  # XLA-compile each replica's forward and backward pass
     checkpoint_input: bool = True  # save the input iterator's position where the strategy allows
+    # Progress reports (progress.py): the phase's name, how often to report (seconds; 0 =
+    # after every chunk), and for the run's ETA the steps of later phases and their cost
+    # per step relative to this phase's.
+    phase: str = "phase1"
+    progress_interval_seconds: float = 60.0
+    later_phase_steps: int = 0
+    later_step_cost: float = 1.0
 
 
 @dataclasses.dataclass
@@ -84,25 +95,26 @@ class TrainingState:
     strategy: tf.distribute.Strategy
 
 
-def _zero_sums() -> dict:
-    return {name: tf.constant(0.0) for name in TERM_NAMES}
+def _zero_sums(names: Sequence[str] = TERM_NAMES) -> dict:
+    return {name: tf.constant(0.0) for name in names}
 
 
 def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
     """A tf.function running `num_steps` training steps on `iterator`.
 
-    Returns (sums of the loss terms over the steps and replicas, all_finite bool scalar).
+    Returns (sums over the steps and replicas of the loss terms and of real_tokens, the
+    input_mask ones trained on; all_finite bool scalar).
     """
     model, optimizer, strategy = state.model, state.optimizer, state.strategy
     global_batch = tf.constant(float(settings.global_batch_size))
     loss_scaled = hasattr(optimizer, "get_scaled_loss")
 
-    def forward_backward(features: dict, global_weight_sum: tf.Tensor):
+    def forward_backward(features: dict, global_weight_sum: tf.Tensor, global_examples: tf.Tensor):
         """This replica's loss terms and gradients: pure computation, so XLA can compile it."""
         with tf.GradientTape() as tape:
             outputs = model(features, training=True)
             terms = distributed_loss.replica_loss_terms(outputs, features)
-            loss = distributed_loss.replica_loss(terms, global_weight_sum, global_batch)
+            loss = distributed_loss.replica_loss(terms, global_weight_sum, global_examples)
             if loss_scaled:
                 loss = optimizer.get_scaled_loss(loss)
         grads = tape.gradient(loss, model.trainable_variables)
@@ -118,13 +130,17 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
         # The global masked-LM weight sum comes from the labels alone, before the forward pass.
         global_weight_sum = replica.all_reduce(
             SUM, tf.reduce_sum(tf.cast(features["masked_lm_weights"], tf.float32)))
-        terms, grads = forward_backward(features, global_weight_sum)
+        # NSP averages over the global batch's examples: its size, or with packed rows
+        # (throughput mode) the instances they hold.
+        global_examples = (replica.all_reduce(SUM, tf.reduce_sum(features[NEXT_SENTENCE_WEIGHTS]))
+                           if NEXT_SENTENCE_WEIGHTS in features else global_batch)
+        terms, grads = forward_backward(features, global_weight_sum, global_examples)
         # Sum across replicas first, then clip: the whole batch's gradient is clipped, so N
         # replicas take the same step as one device on the global batch.
         grads = replica.all_reduce(SUM, grads)
         grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
         optimizer.apply_gradients(zip(grads, model.trainable_variables), skip_gradients_aggregation=True)
-        return terms
+        return dict(terms, real_tokens=tf.reduce_sum(tf.cast(features["input_mask"] > 0, tf.float32)))
 
     # autograph=False: nothing here needs it (the loop is an explicit while_loop), and with
     # it off Keras does not convert every layer's Python code, which made tracing take minutes.
@@ -132,12 +148,12 @@ def make_train_chunk(state: TrainingState, settings: LoopSettings) -> Callable:
     def train_chunk(iterator, num_steps: tf.Tensor):
         def body(i, all_finite, sums):
             terms = strategy.run(step_fn, args=(next(iterator),))
-            reduced = {k: strategy.reduce(SUM, terms[k], axis=None) for k in TERM_NAMES}
+            reduced = {k: strategy.reduce(SUM, terms[k], axis=None) for k in TRAIN_TERM_NAMES}
             finite = tf.math.is_finite(reduced["mlm_nll_sum"] + reduced["nsp_nll_sum"])
-            return i + 1, tf.logical_and(all_finite, finite), {k: sums[k] + reduced[k] for k in TERM_NAMES}
+            return i + 1, tf.logical_and(all_finite, finite), {k: sums[k] + reduced[k] for k in TRAIN_TERM_NAMES}
 
         _, all_finite, sums = tf.while_loop(lambda i, *_: i < num_steps, body,
-                                            (tf.constant(0), tf.constant(True), _zero_sums()))
+                                            (tf.constant(0), tf.constant(True), _zero_sums(TRAIN_TERM_NAMES)))
         return sums, all_finite
 
     return train_chunk
@@ -248,9 +264,15 @@ def train(
     train_chunk = make_train_chunk(state, settings)
     writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
     step = int(optimizer.iterations.numpy())
+    meter = ProgressMeter(settings.phase, settings.num_train_steps, settings.progress_interval_seconds,
+                          time.monotonic(), settings.later_phase_steps, settings.later_step_cost)
+    if writer is not None:
+        with writer.as_default(step=step):
+            tf.summary.text("train/phase", settings.phase)
     while step < settings.num_train_steps:
         next_save = (step // settings.save_checkpoints_steps + 1) * settings.save_checkpoints_steps
-        num_steps = min(settings.steps_per_execution, next_save - step, settings.num_train_steps - step)
+        num_steps = meter.chunk_steps(
+            min(settings.steps_per_execution, next_save - step, settings.num_train_steps - step))
         started = time.perf_counter()
         try:
             sums, all_finite = train_chunk(iterator, tf.constant(num_steps))
@@ -275,12 +297,18 @@ def train(
         metrics = {k: float(v) for k, v in distributed_loss.metrics_from_sums(sums).items()}
         lr = _learning_rate(optimizer)
         steps_per_sec = num_steps / seconds
-        examples_per_sec = steps_per_sec * settings.global_batch_size
+        # Real examples (packed rows hold several; padding rows none), not batch rows.
+        examples_per_sec = float(sums["examples"]) / seconds
+        tokens_per_sec = float(sums["real_tokens"]) / seconds
         logger.info(
             "step %d/%d  loss %.4f  mlm_loss %.4f  mlm_acc %.4f  nsp_loss %.4f  nsp_acc %.4f  lr %.3g  "
-            "%.2f steps/s  %.1f examples/s", step, settings.num_train_steps, metrics["loss"],
+            "%.2f steps/s  %.1f examples/s  %.0f tokens/s", step, settings.num_train_steps, metrics["loss"],
             metrics["masked_lm_loss"], metrics["masked_lm_accuracy"], metrics["next_sentence_loss"],
-            metrics["next_sentence_accuracy"], lr, steps_per_sec, examples_per_sec)
+            metrics["next_sentence_accuracy"], lr, steps_per_sec, examples_per_sec, tokens_per_sec)
+        report = meter.update(step, num_steps, float(sums["examples"]),
+                              float(sums["real_tokens"]), seconds, time.monotonic())
+        if report is not None:
+            logger.info("%s", report.line())
         if writer is not None:
             with writer.as_default(step=step):
                 for name, value in metrics.items():
@@ -288,6 +316,10 @@ def train(
                 tf.summary.scalar("train/learning_rate", lr)
                 tf.summary.scalar("train/steps_per_sec", steps_per_sec)
                 tf.summary.scalar("train/examples_per_sec", examples_per_sec)
+                tf.summary.scalar("train/tokens_per_sec", tokens_per_sec)
+                if report is not None:
+                    for name in ("eta_phase_seconds", "eta_run_seconds"):
+                        tf.summary.scalar(f"train/{name}", report.scalars()[name])
         if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
             path = manager.save(checkpoint_number=step)
             logger.info("Saved checkpoint %s", path)

@@ -80,9 +80,14 @@ def mariadb():
     base = tempfile.mkdtemp(prefix="bertpipe-mariadb-")
     datadir, sock, port = os.path.join(base, "data"), os.path.join(base, "mysqld.sock"), _free_port()
     user_flags = []
-    if os.geteuid() == 0:  # mariadbd refuses to run as root
-        shutil.chown(base, "mysql", "mysql")
-        user_flags = ["--user=mysql"]
+    if os.geteuid() == 0:
+        # mariadbd refuses to run as root unless told to. The full mariadb-server package
+        # creates a `mysql` user; the binaries-only packages `make test` installs do not.
+        try:
+            shutil.chown(base, "mysql", "mysql")
+            user_flags = ["--user=mysql"]
+        except LookupError:
+            user_flags = ["--user=root"]
     subprocess.run([install_db, "--no-defaults", *user_flags, f"--datadir={datadir}",
                     "--auth-root-authentication-method=normal", "--skip-test-db"],
                    check=True, capture_output=True, timeout=120)

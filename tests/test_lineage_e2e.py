@@ -101,7 +101,7 @@ def test_runs_newest_first_with_models_metrics_blessing_and_the_failed_run(linea
         [evaluation] = expected["ModelEvaluation"]
         [pushed] = expected["PushedModel"]
         assert row["status"] == "complete"
-        assert row["model"] == {"id": str(model.id), "type": "Model", "uri": model.uri}
+        assert row["model"] == {"id": str(model.id), "type": "Model", "uri": model.uri, "phase": None}  # one phase
         assert row["metrics"] == pytest.approx(read_eval_metrics(evaluation.uri))
         assert row["blessed"] is True and row["spans"] == [0]
         assert row["pushed_to"] == pushed.custom_properties["pushed_destination"].string_value

@@ -168,6 +168,44 @@ def test_uses_follows_warm_starts_and_diff_names_the_base_model(retraining_store
     assert result["metrics"]["masked_lm_accuracy"]["b_minus_a"] == pytest.approx(0.15)
 
 
+def test_phase_names_which_trainer_of_a_two_phase_run_made_a_model(tmp_path):
+    """Two Trainers in one run as pipeline/phases.py wires them: the run's model is phase 2's,
+    phase 1's is its base; a one-phase model (no `phase` in custom_config) has phase None."""
+    from components.lineage import render
+
+    path = str(tmp_path / "metadata.sqlite")
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    w = _Writer(mlmd.MetadataStore(config))
+    run = w.run("two-phase")
+    vocab = w.artifact("components.Vocabulary", "/vocab", vocab_size=100)
+    examples = {p: w.artifact("tfx.Examples", f"/examples/{p}", span=0) for p in (1, 2)}
+    phase1, phase2 = w.artifact("tfx.Model", "/model/1"), w.artifact("tfx.Model", "/model/2")
+    w.execution(run, "BertTrainer", {"examples": [examples[1]], "vocabulary": [vocab]}, {"model": [phase1]},
+                custom_config={"training": {"num_train_steps": 90}, "max_seq_length": 128, "phase": 1})
+    w.execution(run, "BertTrainerPhase2", {"examples": [examples[2]], "vocabulary": [vocab],
+                                           "base_model": [phase1]}, {"model": [phase2]},
+                custom_config={"training": {"num_train_steps": 10}, "max_seq_length": 512, "phase": 2})
+    one_phase_run = w.run("one-phase")
+    one_phase = w.artifact("tfx.Model", "/model/3")
+    w.execution(one_phase_run, "BertTrainer", {"examples": [examples[1]], "vocabulary": [vocab]},
+                {"model": [one_phase]}, custom_config={"training": {"num_train_steps": 90}})
+    snapshot = store_lib.read_snapshot(store_lib.connect(store_lib.sqlite_connection_config(path), path),
+                                       PIPELINE, path)
+    runs = {r["run_id"]: r for r in queries.runs(snapshot, _metrics)}
+    assert runs["two-phase"]["model"] == {"id": str(phase2), "type": "Model", "uri": "/model/2", "phase": 2}
+    assert runs["one-phase"]["model"]["phase"] is None
+    text = render.render_runs(PIPELINE, path, list(runs.values()))
+    assert f"{phase2} (phase 2)" in text and f"{one_phase} (phase" not in text
+    lineage2 = queries.model_lineage(snapshot, str(phase2), _metrics)
+    assert lineage2["trainer"]["phase"] == 2 and lineage2["base_model"]["id"] == str(phase1)
+    assert queries.model_lineage(snapshot, str(phase1), _metrics)["trainer"]["phase"] == 1
+    assert queries.model_lineage(snapshot, str(one_phase), _metrics)["trainer"]["phase"] is None
+    differences = {(d["section"], d["key"]): (d["a"], d["b"])
+                   for d in queries.diff(snapshot, str(phase1), str(phase2), _metrics)["differences"]}
+    assert differences[("config", "phase")] == (1, 2)
+
+
 def test_graph_runs_left_to_right_and_names_every_node(retraining_store, tmp_path):
     snapshot, ids = retraining_store
     artifacts, executions, edges = queries.model_subgraph(snapshot, snapshot.artifacts[ids["model_2"]])

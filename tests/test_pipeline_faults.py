@@ -1,5 +1,6 @@
 """Faults at the pipeline level, with real `bertpipe run` processes: a second run while one
-is going, a run killed during training and its rerun, and what both leave in $TMPDIR."""
+is going, a two-phase run killed during phase 2's training and its rerun, and what both leave
+in $TMPDIR."""
 from __future__ import annotations
 
 import glob
@@ -19,12 +20,20 @@ from conftest import TINY_RUN_FLAGS, corpus_slice as _corpus_slice
 pytestmark = pytest.mark.e2e
 
 BERTPIPE = os.path.join(os.path.dirname(sys.executable), "bertpipe")
-# Enough steps (a few seconds of training) that the kill lands well before the end.
-NUM_TRAIN_STEPS = 3000
+# Two phases (pipeline/phases.py), killed in phase 2: the rerun resumes phase 1 at its last
+# step (nothing left to train) and phase 2 from its checkpoint, which is the harder case
+# (phase 1 exports a new Model artifact that phase 2 must not take for a new base); a kill in
+# phase 1 resumes as a one-phase run does. Phase 2 has enough steps (a few seconds of
+# training) that the kill lands well before the end.
+PHASE1_STEPS = 30
+NUM_TRAIN_STEPS = 1500
 FAULT_FLAGS = list(TINY_RUN_FLAGS)
-for flag, value in (("--num_train_steps", NUM_TRAIN_STEPS), ("--num_warmup_steps", 10),
+for flag, value in (("--num_train_steps", PHASE1_STEPS), ("--num_warmup_steps", 10),
                     ("--save_checkpoints_steps", 30), ("--iterations_per_loop", 30)):
     FAULT_FLAGS[FAULT_FLAGS.index(flag) + 1] = str(value)
+FAULT_FLAGS += ["--phase2_max_seq_length", "64", "--phase2_max_predictions_per_seq", "10",
+                "--phase2_num_train_steps", str(NUM_TRAIN_STEPS), "--phase2_num_warmup_steps", "10",
+                "--phase2_train_batch_size", "4"]
 
 
 def _start(out: str, corpus: str, tmpdir: str) -> subprocess.Popen:
@@ -56,9 +65,10 @@ def killed_then_rerun(tmp_path_factory):
         _wait_for(lambda: os.path.exists(lock) and os.path.getsize(lock) > 0, 300, "run lock", first)
         second = _start(out, corpus, tmpdir)
         second_out, second_err = second.communicate(timeout=300)
-        # <root>/checkpoints/<config hash>/run-<inputs hash>/ckpt-N.index (see BertTrainerExecutor).
-        checkpoints = os.path.join(out, "tfx_root", "checkpoints", "*", "run-*", "ckpt-*.index")
-        _wait_for(lambda: glob.glob(checkpoints), 600, "checkpoint", first)
+        # <root>/checkpoints/<config hash>-phase2/run-<inputs hash>/ckpt-N.index (see
+        # BertTrainerExecutor); phase 1's directory has no suffix.
+        checkpoints = os.path.join(out, "tfx_root", "checkpoints", "*-phase2", "run-*", "ckpt-*.index")
+        _wait_for(lambda: glob.glob(checkpoints), 600, "phase 2 checkpoint", first)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
     finally:
@@ -88,7 +98,12 @@ def test_the_rerun_resumes_training_reports_itself_and_cleans_up(killed_then_rer
     assert status == 0, stderr[-5000:]
     killed_at = killed_then_rerun["killed_at"]
     assert 0 < killed_at < NUM_TRAIN_STEPS
-    assert re.search(rf"Resumed from \S*ckpt-{killed_at} at step {killed_at}\.", stderr), stderr[-5000:]
+    # Phase 1 finished before the kill: it resumes at its last step, with nothing to train.
+    assert re.search(rf"Resumed from \S*/checkpoints/[0-9a-f]+/run-\S*ckpt-{PHASE1_STEPS} at step {PHASE1_STEPS}\.",
+                     stderr), stderr[-5000:]
+    # Phase 2 resumes from the checkpoint it was killed after, in its own directory.
+    assert re.search(rf"Resumed from \S*-phase2/run-\S*ckpt-{killed_at} at step {killed_at}\.", stderr), \
+        stderr[-5000:]
     assert not glob.glob(os.path.join(killed_then_rerun["checkpoint_dir"], "*_temp"))
     run_id = re.search(r"Pipeline run (\S+) finished\.", stdout).group(1)
     config = metadata_store_pb2.ConnectionConfig()

@@ -100,6 +100,7 @@ def test_lineage_shows_phase1_as_the_base_of_the_pushed_phase2_model(two_phase_r
     base = pushed["base_model"]
     assert base is not None
     phase1 = _lineage(out, "model", base["id"])
+    assert (pushed["trainer"]["phase"], phase1["trainer"]["phase"]) == (2, 1)
     assert phase1["trainer"]["max_seq_length"] == 32
     assert phase1["examples"][0]["records"][0]["options"]["max_seq_length"] == 32
     # The same corpus and vocabulary made both phases' data.
@@ -110,6 +111,7 @@ def test_lineage_shows_phase1_as_the_base_of_the_pushed_phase2_model(two_phase_r
     assert [e["blessed"] for e in pushed["evaluations"]] == [True]
     [run] = _lineage(out, "runs")
     assert run["model"]["id"] == pushed["model"]["id"] and run["blessed"] is True
+    assert run["model"]["phase"] == 2
     assert {"BertTrainer", "BertTrainerPhase2", "PretrainingDataGenPhase2", "ImportExampleGenPhase2"} <= \
         {step["node"] for step in run["steps"]}
 

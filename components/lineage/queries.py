@@ -181,7 +181,8 @@ def runs(snapshot: Snapshot, metrics_reader: Optional[MetricsReader] = None) -> 
             "steps": [{"node": e.node_id, "state": e.state} for e in executions],
             "spans": sorted(spans),
             "code_version": run_code_version(executions),
-            "model": _artifact_ref(model),
+            # A two-phase run's model is the last one it made: phase 2's (phase 1's is its base).
+            "model": None if model is None else {**_artifact_ref(model), "phase": model_phase(snapshot, model)},
             "metrics": values,
             "metrics_error": error,
             "blessed": _is_blessed(blessing),
@@ -196,6 +197,15 @@ def _artifact_ref(artifact: Optional[Artifact]) -> Optional[dict]:
     if artifact is None:
         return None
     return {"id": artifact.id, "type": artifact.type, "uri": artifact.uri}
+
+
+def model_phase(snapshot: Snapshot, model: Artifact) -> Optional[int]:
+    """1 or 2: the two-phase pretraining phase (pipeline/phases.py) whose Trainer made `model`,
+    as its custom_config records it; None for a one-phase run's model (or no Trainer known)."""
+    trainer = snapshot.producer(model.id)
+    custom_config = trainer.json_prop("custom_config", {}) if trainer else {}
+    phase = custom_config.get("phase") if isinstance(custom_config, dict) else None
+    return int(phase) if phase is not None else None
 
 
 def find_artifact(snapshot: Snapshot, spec: str) -> Artifact:
@@ -372,6 +382,7 @@ def model_lineage(snapshot: Snapshot, spec: str, metrics_reader: Optional[Metric
                   "run_id": run.id if run else None},
         "trainer": None if trainer is None else {
             "execution_id": trainer.id, "state": trainer.state,
+            "phase": model_phase(snapshot, model),
             "train_steps": train_args.get("num_steps"), "eval_steps": eval_args.get("num_steps"),
             "hyperparameters": custom_config.get("training"),
             "max_seq_length": custom_config.get("max_seq_length"),

@@ -51,6 +51,8 @@ def render_runs(pipeline_name: str, source: str, runs: list[dict]) -> str:
     rows = []
     for run in runs:
         model = run["model"]["id"] if run["model"] else None
+        if run["model"] and run["model"]["phase"] is not None:
+            model = f"{model} (phase {run['model']['phase']})"
         rows.append([run["run_id"], run["start"], run["end"], run["status"],
                      ",".join(str(s) for s in run["spans"]) or None, model]
                     + [_metric(run["metrics"], n) for n in METRIC_NAMES] + [run["blessed"], run["pushed_to"]])
@@ -100,7 +102,8 @@ def render_model(lineage: dict) -> str:
     lines.append("Corpus files")
     lines += _corpus_lines(lineage["corpus_files"])
     lines.append(f"Trainer (execution {trainer.get('execution_id')}, {trainer.get('state')})")
-    lines += _kv([("train steps", trainer.get("train_steps")), ("eval steps", trainer.get("eval_steps")),
+    lines += _kv([("phase", trainer.get("phase")),  # 1 or 2 of two-phase pretraining; None: one phase
+                  ("train steps", trainer.get("train_steps")), ("eval steps", trainer.get("eval_steps")),
                   ("max_seq_length", trainer.get("max_seq_length")),
                   ("max_predictions_per_seq", trainer.get("max_predictions_per_seq"))])
     lines += _kv(sorted((trainer.get("hyperparameters") or {}).items()), indent="    ")

@@ -174,7 +174,9 @@ def multi_worker_strategy(tf_config: dict, timeout_seconds: Optional[float]) -> 
 def select_strategy(
     tpu: Optional[TpuAddress],
     connect_tpu: Callable[[TpuAddress], tf.distribute.Strategy] = _connect_tpu,
-    list_gpus: Callable[[], list] = lambda: tf.config.list_logical_devices("GPU"),
+    # Physical, not logical: listing logical devices starts TensorFlow's runtime, after which
+    # MultiWorkerMirroredStrategy can no longer configure its collective ops.
+    list_gpus: Callable[[], list] = lambda: tf.config.list_physical_devices("GPU"),
     environ: Optional[dict] = None,
     collective_timeout_seconds: Optional[float] = None,
     make_multi_worker: Callable[[dict, Optional[float]], tf.distribute.Strategy] = multi_worker_strategy,
@@ -211,7 +213,7 @@ def select_strategy(
         return make_multi_worker(tf_config, collective_timeout_seconds)
     if gpus:
         logger.info("Training on %d GPU(s) with MirroredStrategy.", len(gpus))
-        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        return tf.distribute.MirroredStrategy()  # every local GPU
     logger.info("No TPU or GPU: training with the default strategy on the CPU.")
     return tf.distribute.get_strategy()
 

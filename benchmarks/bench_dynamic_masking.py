@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import warnings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from input_rate import median_examples_per_s  # noqa: E402
 
 
 def tree_bytes(files) -> int:
@@ -37,16 +37,7 @@ def count_records(files) -> int:
 
 
 def input_rate(dataset, batch: int, batches: int = 40, repeats: int = 5) -> float:
-    iterator = iter(dataset)
-    for _ in range(10):
-        next(iterator)
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(batches):
-            next(iterator)["input_ids"].numpy()
-        rates.append(batches * batch / (time.perf_counter() - t))
-    return statistics.median(rates)
+    return median_examples_per_s(dataset, batch, batches, repeats, warmup=10)
 
 
 def trainer_rate_512(records: dict) -> float:

@@ -335,16 +335,9 @@ def write_shards(directory: str, num_examples: int = 2000, num_shards: int = 4, 
 def input_examples_per_s(files: list[str], batches: int, repeats: int, batch_size: int = 32) -> float:
     """Median examples/s of make_dataset (training mode) over `repeats` runs of `batches` batches."""
     from components.trainer.input_pipeline import make_dataset
-    iterator = iter(make_dataset(files, batch_size, SEQ_LEN, PREDICTIONS, is_training=True, seed=1))
-    for _ in range(20):  # warm-up: open shards, fill the shuffle buffer, let AUTOTUNE settle
-        next(iterator)
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(batches):
-            next(iterator)["input_ids"].numpy()
-        rates.append(batches * batch_size / (time.perf_counter() - t))
-    return statistics.median(rates)
+    from input_rate import median_examples_per_s
+    return median_examples_per_s(make_dataset(files, batch_size, SEQ_LEN, PREDICTIONS, is_training=True, seed=1),
+                                 batch_size, batches, repeats, warmup=20)
 
 
 # --------------------------------------------------------------------------- throughput mode vs tf-models

@@ -186,6 +186,16 @@ def count_cutoff(histogram: Dict[int, int], max_words: int) -> int:
     return 0
 
 
+# Module functions, not lambdas: a lambda is pickled with its code object, which names the
+# file it was defined in (a path of the submitting machine) in the job sent to Dataflow.
+def _frequent_enough(word_count: Tuple[str, int], histogram: Dict[int, int], max_words: int) -> bool:
+    return word_count[1] >= count_cutoff(histogram, max_words)
+
+
+def _count_line(word: str, count: int) -> str:
+    return f"{word}\t{count}"
+
+
 def build_pipeline(pipeline: beam.Pipeline, ranges: Sequence[text_reader.FileRange], staging_dir: str,
                    do_lower_case: bool, sample_lines: Optional[int] = None, seed: int = 0,
                    max_words: int = LEARNER_MAX_INPUT_WORDS, progress_id: str = "") -> None:
@@ -206,9 +216,9 @@ def build_pipeline(pipeline: beam.Pipeline, ranges: Sequence[text_reader.FileRan
                  | "Histogram" >> beam.combiners.Count.PerElement()
                  | "HistogramDict" >> beam.combiners.ToDict())
     _ = (counts
-         | "KeepFrequent" >> beam.Filter(lambda kv, h: kv[1] >= count_cutoff(h, max_words),
-                                         h=beam.pvalue.AsSingleton(histogram))
-         | "Format" >> beam.MapTuple(lambda word, c: f"{word}\t{c}")
+         | "KeepFrequent" >> beam.Filter(_frequent_enough, histogram=beam.pvalue.AsSingleton(histogram),
+                                         max_words=max_words)
+         | "Format" >> beam.MapTuple(_count_line)
          | "WriteCounts" >> beam.io.WriteToText(FileSystems.join(staging_dir, COUNTS_DIR, "words"),
                                                 file_name_suffix=".tsv"))
 

@@ -162,3 +162,19 @@ def test_vocabulary_reads_and_writes_gs_on_the_direct_runner(gcs):
     assert len(tokens) == n and tokens[:5] == list(vocab_lib.SPECIAL_TOKENS) and "the" in tokens
     # Only the vocabulary is left: the counts' staging objects are deleted.
     assert sorted(p for p in gcs.objects if p.startswith(f"{BUCKET}/out/")) == [f"{BUCKET}/out/vocab.txt"]
+
+
+def test_compiled_vertex_spec_gives_both_data_steps_the_beam_arguments(tmp_path):
+    import json
+
+    from pipeline import cli
+
+    beam_args = ["--runner=DataflowRunner", "--project=my-project", "--region=us-central1",
+                 f"--temp_location={BUCKET}/tmp", f"--sdk_container_image={IMAGE}", "--max_num_workers=16"]
+    out = tmp_path / "pipeline.json"
+    assert cli.main(["compile", "--output", str(out), "--pipeline_root", f"{BUCKET}/root", "--image", IMAGE,
+                     "--corpus", f"{BUCKET}/corpus/*.txt"] + [f"--beam_arg={a}" for a in beam_args]) == 0
+    executors = json.loads(out.read_text())["pipelineSpec"]["deploymentSpec"]["executors"]
+    for step in ("VocabularyGen", "PretrainingDataGen"):
+        args = executors[f"{step}_executor"]["container"]["args"]
+        assert [a for a in args if a in beam_args] == beam_args, step

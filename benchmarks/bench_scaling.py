@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How the two data steps scale with the corpus: vocabulary (word count + learner) and
+"""How the two data steps scale with the corpus: the vocabulary's word count and the
 pretraining data, on the DirectRunner with 1 and 2 workers (threads), on synthetic corpora.
 
     .venv/bin/python benchmarks/bench_scaling.py [--sizes 100,300,1000] [--workers 1,2]
@@ -7,17 +7,17 @@ pretraining data, on the DirectRunner with 1 and 2 workers (threads), on synthet
 
 Each run is a fresh process. Prints one row per (size, step, workers): wall time, MB of
 text per second, peak RSS of the process (the DirectRunner's workers are threads of it,
-so this is the memory of all of them together), output bytes per input byte, and for the
-vocabulary the learner's share of the time (tensorflow-text's learner runs once, on the
-counts, whatever the corpus size). Corpora come from benchmarks/synthetic_corpus.py and
-are cached in benchmarks/out/; the data step uses the vocabulary learnt from the first
-size. Records are deleted after each run.
+so this is the memory of all of them together) and output bytes per input byte. The
+vocabulary step is timed without tensorflow-text's learner, which runs once on the counts
+in one process whatever the corpus size (see benchmarks/README.md). Corpora come from
+benchmarks/synthetic_corpus.py and are cached in benchmarks/out/; the data step's
+vocabulary is made from the synthetic lexicon (_lexicon_vocab). Outputs are deleted
+after each run.
 """
 import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +38,25 @@ def _corpus(mb: float) -> str:
     return path
 
 
+def _lexicon_vocab(path: str, size: int) -> None:
+    """The data step's vocabulary: the special tokens, letters, '##'+letters and punctuation,
+    then the synthetic lexicon's most frequent words, up to `size` tokens. (Learning a 30k
+    vocabulary with tensorflow-text's learner takes longer than all the runs here; the
+    data step's speed depends on the vocabulary's size, not on how it was made.)"""
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import synthetic_corpus
+
+    from components.pretraining_data import vocab
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    tokens = list(vocab.SPECIAL_TOKENS) + [".", ","] + letters + ["##" + c for c in letters]
+    words = [w.decode() for w in synthetic_corpus.lexicon(np.random.default_rng(0))]
+    tokens += [w for w in words if w not in set(tokens)][:size - len(tokens)]
+    vocab.write_vocabulary(tokens, path)
+
+
 def _child(args) -> None:
     """One run in this (fresh) process; prints a JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -45,27 +64,17 @@ def _child(args) -> None:
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         result = {}
         started = time.time()
-        if args.step == "vocab":
-            from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
+        if args.step == "vocab":  # the word count: the part of the vocabulary step that grows with the corpus
+            import apache_beam as beam
 
-            from components.pretraining_data import vocab
+            from components.pretraining_data import beam_job, text_reader, word_counts
 
-            learn = learner_lib.learn
-
-            def timed_learn(*a, **k):
-                t = time.time()
-                try:
-                    return learn(*a, **k)
-                finally:
-                    result["learner_seconds"] = time.time() - t
-                    result["distinct_words"] = len(a[0])
-
-            learner_lib.learn = timed_learn
-            out = os.path.join(tmp, "vocab.txt")
-            result["tokens"] = vocab.learn_vocabulary([args.corpus], out, 30522, True, beam_pipeline_args=beam_args,
-                                                      progress_interval=3600)
-            if args.keep_vocab:
-                shutil.copy(out, args.keep_vocab)
+            files = text_reader.expand_patterns([args.corpus])
+            ranges = text_reader.split_ranges(files, int(min(64 << 20, max(1 << 20, beam_job.input_bytes(files) // 64))))
+            out = os.path.join(tmp, "counts")
+            with beam.Pipeline(options=beam_job.beam_options(beam_args)) as p:
+                word_counts.build_pipeline(p, ranges, out, True)
+            result["distinct_words"] = len(word_counts.read_counts(out))
         else:
             from components.pretraining_data import beam_job
             from components.pretraining_data.options import PretrainingDataOptions
@@ -82,9 +91,9 @@ def _child(args) -> None:
     print(json.dumps(result))
 
 
-def _run(step, corpus, workers, vocab=None, keep_vocab=None, dupe_factor=10):
+def _run(step, corpus, workers, vocab=None, keep_vocab=None, dupe_factor=10, vocab_size=30522):
     cmd = [sys.executable, __file__, "--child", step, "--corpus", corpus, "--workers", str(workers),
-           "--dupe_factor", str(dupe_factor)]
+           "--dupe_factor", str(dupe_factor), "--vocab_size", str(vocab_size)]
     if vocab:
         cmd += ["--vocab", vocab]
     if keep_vocab:
@@ -103,6 +112,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--steps", default="vocab,data")
     parser.add_argument("--dupe_factor", type=int, default=10)
+    parser.add_argument("--vocab_size", type=int, default=30522,
+                        help="of the data step's vocabulary, learnt once from the first size's counts")
     parser.add_argument("--child", choices=["vocab", "data"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", help=argparse.SUPPRESS)
     parser.add_argument("--vocab", help=argparse.SUPPRESS)
@@ -110,13 +121,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         _child(argparse.Namespace(step=args.child, corpus=args.corpus, workers=int(args.workers),
-                                  vocab=args.vocab, keep_vocab=args.keep_vocab, dupe_factor=args.dupe_factor))
+                                  vocab=args.vocab, keep_vocab=args.keep_vocab, dupe_factor=args.dupe_factor,
+                                  vocab_size=args.vocab_size))
         return
     os.makedirs(OUT, exist_ok=True)
     sizes = [float(s) for s in args.sizes.split(",")]
     workers = [int(w) for w in args.workers.split(",")]
     steps = args.steps.split(",")
-    vocab_path = os.path.join(OUT, f"synthetic_vocab_{sizes[0]:g}mb.txt")
+    vocab_path = os.path.join(OUT, f"synthetic_vocab_{args.vocab_size}.txt")
     print(f"{'MB':>6} {'step':>5} {'workers':>7} {'wall s':>8} {'MB/s':>6} {'peak RSS MB':>11} "
           f"{'out/in':>7}  notes", flush=True)
     for mb in sizes:
@@ -125,15 +137,14 @@ def main() -> None:
         for step in steps:
             for n in workers:
                 if step == "data" and not os.path.exists(vocab_path):
-                    _run("vocab", _corpus(sizes[0]), 2, keep_vocab=vocab_path)
-                r = _run(step, corpus, n, vocab=vocab_path,
-                         keep_vocab=vocab_path if step == "vocab" and mb == sizes[0] else None,
-                         dupe_factor=args.dupe_factor)
+                    _lexicon_vocab(vocab_path, args.vocab_size)
+                r = _run(step, corpus, n, vocab=vocab_path, dupe_factor=args.dupe_factor,
+                         vocab_size=args.vocab_size)
                 if r is None:
                     print(f"{size:6.0f} {step:>5} {n:7d}  failed", flush=True)
                     continue
-                notes = (f"learner {r['learner_seconds']:.0f} s on {r['distinct_words']:,} words"
-                         if step == "vocab" else f"{r['instances']:,} instances")
+                notes = (f"{r['distinct_words']:,} distinct words" if step == "vocab"
+                         else f"{r['instances']:,} instances")
                 print(f"{size:6.0f} {step:>5} {n:7d} {r['wall']:8.1f} {size / r['wall']:6.2f} {r['rss_mb']:11.0f} "
                       f"{r['out_bytes'] / (size * 1e6):7.3f}  {notes}", flush=True)
 

@@ -178,3 +178,20 @@ def test_compiled_vertex_spec_gives_both_data_steps_the_beam_arguments(tmp_path)
     for step in ("VocabularyGen", "PretrainingDataGen"):
         args = executors[f"{step}_executor"]["container"]["args"]
         assert [a for a in args if a in beam_args] == beam_args, step
+
+
+def test_the_cli_dry_run_builds_both_jobs_for_a_users_project_and_writes_nothing(gcs, capsys):
+    """The commands of docs/data_at_scale.md, with --dry_run=True added."""
+    from pipeline import cli
+
+    dataflow = ["--runner=DataflowRunner", f"--setup_file={REPO_ROOT}/setup.py", "--beam_arg=--project=my-project",
+                "--beam_arg=--region=us-central1", f"--beam_arg=--temp_location={BUCKET}/tmp",
+                "--beam_arg=--dry_run=True"]
+    before = set(gcs.objects)
+    assert cli.main(["vocab", f"--input_file={BUCKET}/corpus/*.txt", f"--vocab_file={BUCKET}/out/vocab.txt"]
+                    + dataflow) == 0
+    assert "Dry run: the word-count job was built" in capsys.readouterr().out
+    assert cli.main(["prepare-data", f"--input_file={BUCKET}/corpus/*.txt", f"--vocab_file={BUCKET}/vocab.txt",
+                     f"--output_dir={BUCKET}/records"] + dataflow) == 0
+    assert "Dry run: the job for 2 file(s)" in capsys.readouterr().out
+    assert set(gcs.objects) == before

@@ -484,6 +484,10 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
             with pipeline as p:
                 info = build_pipeline(p, patterns, vocab_file, staging_dir, options,
                                       bucket_bytes, progress_id)
+        if is_dry_run(pipeline):
+            logging.getLogger(__name__).info("Dry run: the job was built and not submitted; nothing written.")
+            delete_tree(staging_dir)
+            return {"dry_run": True, **info}
         stats = finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info,
                                 time.time() - started, input_flag, manifest_extra, min_eval_instances)
     except BaseException:
@@ -513,6 +517,8 @@ def run_prepare_data_to_files(input_patterns: List[str], vocab_file: str,
     try:
         stats = run_prepare_data(input_patterns, vocab_file, tmp_dir, options,
                                  beam_pipeline_args, bucket_bytes, progress_interval=progress_interval)
+        if stats.get("dry_run"):
+            return stats
         for shard, target in enumerate(output_files):
             source = FileSystems.join(tmp_dir, shard_name(bucket_lib.TRAIN, shard, len(output_files)))
             if "://" not in target:
@@ -525,6 +531,13 @@ def run_prepare_data_to_files(input_patterns: List[str], vocab_file: str,
     finally:
         delete_tree(tmp_dir)
     return stats
+
+
+def is_dry_run(pipeline: beam.Pipeline) -> bool:
+    """Whether the pipeline only builds its job (DataflowRunner --dry_run=True): it runs nothing."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(pipeline.options.view_as(TestOptions).dry_run)
 
 
 def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:

@@ -162,6 +162,9 @@ def run_vocab(args, beam_args=None) -> int:
     except ValueError as e:
         print(f"bertpipe vocab: error: {e}", file=sys.stderr)
         return 2
+    if n == 0:
+        print("Dry run: the word-count job was built and not submitted; nothing written.")
+        return 0
     print(f"Wrote {n} tokens to {args.vocab_file}")
     return 0
 
@@ -188,6 +191,10 @@ def run_prepare_data(args, beam_args=None) -> int:
     except ValueError as e:
         print(f"bertpipe prepare-data: error: {e}", file=sys.stderr)
         return 2
+    if stats.get("dry_run"):
+        print(f"Dry run: the job for {stats['num_files']} file(s), {stats['input_bytes']:,} bytes, was built "
+              "and not submitted; nothing written.")
+        return 0
     print(f"Wrote {stats['num_train_instances']} train and {stats['num_eval_instances']} eval "
           f"instances from {stats['num_documents']} documents to {where} "
           f"in {stats['seconds']:.1f} s")

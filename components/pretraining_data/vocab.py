@@ -90,7 +90,8 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
       seed: seeds the sample.
       progress_interval: seconds between progress lines in the log.
     Returns:
-      The number of tokens written.
+      The number of tokens written; 0 for a dry run (DataflowRunner --dry_run=True), which
+      builds the counting job and writes nothing.
     """
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ValueError(f"vocab_size={vocab_size} is too small: it must leave room beyond the "
@@ -117,6 +118,8 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
             with pipeline as p:
                 word_counts.build_pipeline(p, ranges, staging_dir, do_lower_case, sample_lines, seed,
                                            progress_id=job_id)
+        if beam_job.is_dry_run(pipeline):
+            return 0  # the job was built, not submitted: nothing to learn from
         per_file = {f.path: {"bytes": f.size_bytes, "invalid_utf8_bytes": 0, "documents": 0, "lines": 0}
                     for f in files}
         for path, values in word_counts.read_stats(staging_dir).items():

@@ -50,10 +50,10 @@ def count_words(lines: List[bytes], do_lower_case: bool, counts: Dict[bytes, int
     """Adds the words of `lines` (raw UTF-8 bytes) to `counts` ({word bytes: count}).
 
     Text cleaning (text_cleaning.py) then tensorflow-text's BasicTokenizer, the splitter of
-    its BERT vocabulary learner: the words bert_vocab_from_dataset would count. Counts the
-    batch with np.unique rather than a Python Counter update per word.
+    its BERT vocabulary learner: the words bert_vocab_from_dataset would count. The batch is
+    counted by tf.unique_with_counts (a C++ hash table; np.unique's sort of the words took a
+    third of the time), then merged into `counts` once per distinct word.
     """
-    import numpy as np
     import tensorflow as tf
 
     from components.pretraining_data import text_cleaning
@@ -61,12 +61,13 @@ def count_words(lines: List[bytes], do_lower_case: bool, counts: Dict[bytes, int
     if not lines:
         return
     words = _basic_tokenizer(bool(do_lower_case)).tokenize(text_cleaning.clean_text(
-        tf.constant(text_cleaning.valid_utf8(lines), tf.string))).flat_values.numpy()
-    if not len(words):
+        tf.constant(text_cleaning.valid_utf8(lines), tf.string))).flat_values
+    if not int(tf.size(words)):
         return
-    unique, n = np.unique(words, return_counts=True)
-    for word, c in zip(unique.tolist(), n.tolist()):
-        counts[word] = counts.get(word, 0) + c
+    unique, _, n = tf.unique_with_counts(words)
+    get = counts.get
+    for word, c in zip(unique.numpy().tolist(), n.numpy().tolist()):
+        counts[word] = get(word, 0) + c
 
 
 _BASIC_TOKENIZERS: dict = {}

@@ -70,7 +70,7 @@ def _child(args) -> None:
             from components.pretraining_data import beam_job, text_reader, word_counts
 
             files = text_reader.expand_patterns([args.corpus])
-            ranges = text_reader.split_ranges(files, int(min(64 << 20, max(1 << 20, beam_job.input_bytes(files) // 64))))
+            ranges = text_reader.split_ranges(files, beam_job.range_bytes_for(beam_job.input_bytes(files)))
             out = os.path.join(tmp, "counts")
             with beam.Pipeline(options=beam_job.beam_options(beam_args)) as p:
                 word_counts.build_pipeline(p, ranges, out, True)

@@ -371,6 +371,12 @@ def input_bytes(files: Sequence[text_reader.InputFile]) -> int:
     return sum(f.size_bytes * (3 if text_reader.is_gzip(f.path) else 1) for f in files)
 
 
+def range_bytes_for(total_bytes: int) -> int:
+    """Bytes per input range: ~64 ranges, 1-64 MB each. Ranges only set read parallelism;
+    the documents (and lines) read do not depend on them."""
+    return int(min(64 << 20, max(1 << 20, total_bytes // 64)))
+
+
 class DataJobProgress(progress_lib.Progress):
     """The data job's progress: text read, text made into instances, and records written.
 
@@ -401,9 +407,7 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
     files = text_reader.expand_patterns(input_patterns)
     total_bytes = input_bytes(files)
     num_buckets = num_buckets_for(total_bytes, options.eval_fraction, bucket_bytes)
-    # Ranges only set read parallelism; the documents read do not depend on them.
-    range_bytes = int(min(64 << 20, max(1 << 20, total_bytes // 64)))
-    ranges = text_reader.split_ranges(files, range_bytes)
+    ranges = text_reader.split_ranges(files, range_bytes_for(total_bytes))
 
     pieces = (
         pipeline

@@ -105,9 +105,8 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
     from components.pretraining_data import beam_job, text_reader, word_counts
 
     files = text_reader.expand_patterns(input_patterns, input_flag)
-    total_bytes = sum(f.size_bytes * (3 if text_reader.is_gzip(f.path) else 1) for f in files)
-    # Ranges only set read parallelism (as in the data job); the lines read do not depend on them.
-    ranges = text_reader.split_ranges(files, int(min(64 << 20, max(1 << 20, total_bytes // 64))))
+    total_bytes = beam_job.input_bytes(files)
+    ranges = text_reader.split_ranges(files, beam_job.range_bytes_for(total_bytes))
     staging_dir = f"{output_path}.counts-{uuid.uuid4().hex[:12]}"
     stages = {"read": 1.0} if sample_lines is None else {"read": 0.7, "count lines": 0.3}
     progress = progress_lib.Progress("bertpipe vocab", total_bytes, stages, "lines_counted")

@@ -58,7 +58,7 @@ def _vocab(corpus_path, path, size):
     path = os.path.join(OUT, f"vocab_{size}.txt")
     if not os.path.exists(path):
         t = time.time()
-        n = vocab.learn_vocabulary([corpus_path], path, size, True, max_lines=60_000)
+        n = vocab.learn_vocabulary([corpus_path], path, size, True, sample_lines=60_000)
         print(f"learnt vocabulary: {n} tokens in {time.time() - t:.0f} s -> {path}")
     return path
 

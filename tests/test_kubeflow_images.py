@@ -59,6 +59,8 @@ def test_image_is_python_310_with_the_lock_and_the_project(kind):
     assert lock_install, runs
     assert "pip install --no-deps -e ." in runs
     for copy in copies:
+        if copy.startswith("--from="):
+            continue  # from another image, not the checkout
         for source in shlex.split(copy)[:-1]:
             assert subprocess.run(["test", "-e", f"{REPO_ROOT}/{source}"]).returncode == 0, source
     assert set(ENTRYPOINTS) <= set(_import_check(steps))
@@ -68,6 +70,13 @@ def test_image_is_python_310_with_the_lock_and_the_project(kind):
     assert "BERTPIPE_GIT_COMMIT=${BERTPIPE_GIT_COMMIT}" in env
     from pipeline.code_version import GIT_COMMIT_ENV
     assert GIT_COMMIT_ENV == "BERTPIPE_GIT_COMMIT"
+
+
+def test_cpu_image_is_also_a_dataflow_worker_of_the_locked_beam():
+    steps = instructions(DOCKERFILES["cpu"])
+    beam = _lock_versions()["apache-beam"]
+    assert ("COPY", f"--from=apache/beam_python3.10_sdk:{beam} /opt/apache/beam /opt/apache/beam") in steps
+    assert steps[-1] == ("ENTRYPOINT", '["/opt/apache/beam/boot"]')
 
 
 def test_cpu_image_installs_the_lock_as_is():

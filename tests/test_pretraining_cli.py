@@ -29,7 +29,10 @@ def test_original_flags_and_defaults():
     assert cli.options_from_args(args) == PretrainingDataOptions()
     assert cli.beam_args_from(args, ["--project=p"]) == [
         "--region=r", "--project=p", "--runner=DataflowRunner", "--setup_file=./setup.py"]
-    assert _parser().parse_args(["vocab", "--input_file=a", "--vocab_file=v"]).vocab_size == 30522
+    vocab_args = _parser().parse_args(["vocab", "--input_file=a", "--vocab_file=v"])
+    assert vocab_args.vocab_size == 30522 and vocab_args.vocab_sample_lines is None  # the whole corpus
+    # --max_lines (the first N lines, once) now names the uniform sample.
+    assert _parser().parse_args(["vocab", "--input_file=a", "--vocab_file=v", "--max_lines=7"]).vocab_sample_lines == 7
 
 
 def test_help_and_exclusive_outputs(capsys):

@@ -87,3 +87,31 @@ def test_corpus_errors_name_the_pipelines_corpus_flag(tmp_path):
             vocabulary=vocabulary, corpus_pattern=str(corpus), records_dir=str(tmp_path / "records"),
             options_json=PretrainingDataOptions(max_seq_length=32, max_predictions_per_seq=5).to_json(),
             records=records, beam_pipeline=beam.Pipeline(options=PipelineOptions(["--direct_num_workers=1"])))
+
+
+def test_vocabulary_gen_counts_on_the_pipelines_beam_arguments(tmp_path, monkeypatch):
+    """VocabularyGen is a Beam component: TFX builds its pipeline from the pipeline's
+    beam_pipeline_args (on Vertex AI: the spec's), so --runner=DataflowRunner reaches its count."""
+    from tfx.dsl.components.base import base_beam_executor
+
+    from components.pretraining_data import word_counts
+
+    seen = []
+    build = word_counts.build_pipeline
+
+    def recording_build(pipeline, *args, **kwargs):
+        seen.append(pipeline.options.get_all_options()["direct_num_workers"])
+        return build(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(word_counts, "build_pipeline", recording_build)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_text(12, seed=4))
+    vocabulary = Vocabulary()
+    vocabulary.uri = str(tmp_path / "vocab_artifact")
+    os.makedirs(vocabulary.uri)
+    executor = component.VocabularyGen.EXECUTOR_SPEC.executor_class(
+        context=base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=["--direct_num_workers=3"]))
+    executor.Do({}, {"vocabulary": [vocabulary]},
+                {"corpus_pattern": str(corpus), "vocab_size": 150, "do_lower_case": 1})
+    assert seen == [3]  # not the job's own default (2 workers)
+    assert os.path.exists(os.path.join(vocabulary.uri, "vocab.txt"))

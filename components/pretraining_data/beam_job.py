@@ -49,10 +49,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from components.pretraining_data import _documents
 from components.pretraining_data import bucket as bucket_lib
+from components.pretraining_data import progress as progress_lib
 from components.pretraining_data import staging
 from components.pretraining_data import text_reader
 from components.pretraining_data import vocab as vocab_lib
@@ -65,6 +67,10 @@ MANIFEST_NAME = "manifest.json"
 _STATS_DIR = "_stats"  # per shard index: statistics of the buckets and records it got
 _SPILL_DIR = "_documents"  # per input range: its documents, grouped by bucket
 _PIECES_DIR = "_pieces"  # per piece: a bucket's instances (spans) for one shard
+METRICS_NAMESPACE = "bertpipe.data"  # the job's Beam counters (Dataflow shows them live)
+# Shares of the job's time per stage (reading + spilling, tokenising + instances, records),
+# roughly as measured on the DirectRunner; they weigh the progress log's fraction done.
+PROGRESS_STAGES = {"read": 0.1, "instances": 0.5, "records": 0.4}
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -89,11 +95,13 @@ class _SpillDocuments(beam.DoFn):
     """
 
     def __init__(self, options: PretrainingDataOptions, num_buckets: Dict[str, int],
-                 staging_dir: str, vocab_file: str):
+                 staging_dir: str, vocab_file: str, progress_id: str = ""):
         self._options = options
         self._num_buckets = num_buckets
         self._staging_dir = staging_dir
         self._vocab_file = vocab_file
+        self._progress_id = progress_id
+        self._bytes_read = Metrics.counter(METRICS_NAMESPACE, "text_bytes_read")
 
     def setup(self):
         # Import TensorFlow and build the tokenizer in the background while this
@@ -116,6 +124,8 @@ class _SpillDocuments(beam.DoFn):
                 self._options.eval_fraction, self._num_buckets[bucket_lib.TRAIN],
                 self._num_buckets[bucket_lib.EVAL])
             read["documents"] += num_documents
+            self._bytes_read.inc(len(segment))
+            progress_lib.add(self._progress_id, "read", len(segment), documents_read=num_documents)
             for split_index, bucket_index, block in blocks:
                 by_bucket.setdefault((bucket_lib.SPLITS[split_index], bucket_index), []).append(
                     block)
@@ -239,11 +249,13 @@ class _MakeInstances(beam.DoFn):
     """
 
     def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str,
-                 num_buckets: Dict[str, int]):
+                 num_buckets: Dict[str, int], progress_id: str = ""):
         self._vocab_file = vocab_file
         self._options = options
         self._staging_dir = staging_dir
         self._num_buckets = num_buckets
+        self._progress_id = progress_id
+        self._instances_made = Metrics.counter(METRICS_NAMESPACE, "instances_made")
 
     def setup(self):
         self._tokenizer = _tokenizer_for(self._vocab_file, self._options.do_lower_case)
@@ -257,6 +269,9 @@ class _MakeInstances(beam.DoFn):
             split, bucket_index, blocks, self._tokenizer, self._options,
             num_pieces=len(piece_indices))
         bucket_stats = stats.__dict__
+        self._instances_made.inc(stats.num_instances)
+        progress_lib.add(self._progress_id, "instances", sum(len(b) for b in blocks),
+                         instances_made=stats.num_instances)
         for index, piece in zip(piece_indices, pieces):
             path = None
             if piece is not None:
@@ -282,10 +297,13 @@ class _WriteShards(beam.DoFn):
     _stats/shard-NNNNN.json, summed by finalize_output.
     """
 
-    def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str):
+    def __init__(self, vocab_file: str, options: PretrainingDataOptions, staging_dir: str,
+                 progress_id: str = ""):
         self._vocab_file = vocab_file
         self._options = options
         self._staging_dir = staging_dir
+        self._progress_id = progress_id
+        self._instances_written = Metrics.counter(METRICS_NAMESPACE, "instances_written")
 
     def setup(self):
         self._vocab = bucket_lib.VocabInfo(vocab_lib.load_vocabulary(self._vocab_file))
@@ -308,6 +326,8 @@ class _WriteShards(beam.DoFn):
                     num_masked += bucket_lib.write_records(
                         piece, self._vocab, self._options, out.write,
                         masked=not (self._options.dynamic_masking and split == bucket_lib.TRAIN))
+                    self._instances_written.inc(len(piece.spans))
+                    progress_lib.add(self._progress_id, instances_written=len(piece.spans))
             totals.append((split, {"num_masked": num_masked}))
         _write_json(totals, FileSystems.join(self._staging_dir, _STATS_DIR,
                                              f"shard-{shard:05d}.json"), _sum_stats)
@@ -347,20 +367,48 @@ def _read_reading_stats(stats_dir: str) -> Dict[str, Dict[str, int]]:
     return per_file
 
 
+def input_bytes(files: Sequence[text_reader.InputFile]) -> int:
+    """The text size of `files` as the job plans with it (a gzip file counts 3x its size)."""
+    return sum(f.size_bytes * (3 if text_reader.is_gzip(f.path) else 1) for f in files)
+
+
+def range_bytes_for(total_bytes: int) -> int:
+    """Bytes per input range: ~64 ranges, 1-64 MB each. Ranges only set read parallelism;
+    the documents (and lines) read do not depend on them."""
+    return int(min(64 << 20, max(1 << 20, total_bytes // 64)))
+
+
+class DataJobProgress(progress_lib.Progress):
+    """The data job's progress: text read, text made into instances, and records written.
+
+    The records stage counts instances, not bytes: its share of the text is the share of
+    the instances made so far that are written, times the text made into instances.
+    """
+
+    def __init__(self, total_bytes: int):
+        super().__init__("prepare-data", total_bytes, PROGRESS_STAGES, "instances_written")
+
+    def stage_fractions(self) -> Dict[str, float]:
+        fractions = super().stage_fractions()
+        with self._lock:
+            written, made = self.counters.get("instances_written", 0), self.counters.get("instances_made", 0)
+        fractions["records"] = fractions["instances"] * min(1.0, written / made) if made else 0.0
+        return fractions
+
+
 def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab_file: str,
                    staging_dir: str, options: PretrainingDataOptions,
-                   bucket_bytes: int = DEFAULT_BUCKET_BYTES):
+                   bucket_bytes: int = DEFAULT_BUCKET_BYTES, progress_id: str = ""):
     """Adds the job to an existing pipeline; writes shards + _stats.json under staging_dir.
 
     The caller creates staging_dir/train and staging_dir/eval first, and after the
-    run calls finalize_output (empty shards, manifest, atomic rename).
+    run calls finalize_output (empty shards, manifest, atomic rename). progress_id: a
+    progress.reporting id the DoFns add to (in the driver's process).
     """
     files = text_reader.expand_patterns(input_patterns)
-    total_bytes = sum(f.size_bytes * (3 if text_reader.is_gzip(f.path) else 1) for f in files)
+    total_bytes = input_bytes(files)
     num_buckets = num_buckets_for(total_bytes, options.eval_fraction, bucket_bytes)
-    # Ranges only set read parallelism; the documents read do not depend on them.
-    range_bytes = int(min(64 << 20, max(1 << 20, total_bytes // 64)))
-    ranges = text_reader.split_ranges(files, range_bytes)
+    ranges = text_reader.split_ranges(files, range_bytes_for(total_bytes))
 
     pieces = (
         pipeline
@@ -369,15 +417,16 @@ def build_pipeline(pipeline: beam.Pipeline, input_patterns: Sequence[str], vocab
         # index does what Reshuffle would, with a few transforms fewer to build and
         # run (the first bucket starts ~0.2 s sooner on the DirectRunner).
         | "SpreadRanges" >> beam.GroupByKey()
-        | "SpillDocuments" >> beam.ParDo(_SpillDocuments(options, num_buckets, staging_dir, vocab_file))
+        | "SpillDocuments" >> beam.ParDo(_SpillDocuments(options, num_buckets, staging_dir, vocab_file,
+                                                         progress_id))
         | "GroupIntoBuckets" >> beam.GroupByKey()
         | "MakeInstances" >> beam.ParDo(
-            _MakeInstances(vocab_file, options, staging_dir, num_buckets))
+            _MakeInstances(vocab_file, options, staging_dir, num_buckets, progress_id))
         .with_output_types(Tuple[int, Any]))
     _ = (
         pieces
         | "GroupIntoShards" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShards(vocab_file, options, staging_dir)))
+        | "WriteShards" >> beam.ParDo(_WriteShards(vocab_file, options, staging_dir, progress_id)))
     return {"num_buckets": num_buckets, "num_files": len(files), "input_bytes": total_bytes}
 
 
@@ -392,7 +441,9 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
                      bucket_bytes: int = DEFAULT_BUCKET_BYTES,
                      pipeline: Optional[beam.Pipeline] = None,
                      input_flag: str = "--input_file",
-                     manifest_extra: Optional[dict] = None) -> dict:
+                     manifest_extra: Optional[dict] = None,
+                     progress_interval: float = progress_lib.DEFAULT_INTERVAL_SECONDS,
+                     min_eval_instances: int = 1) -> dict:
     """Runs the job and puts output_dir/{train,eval}/part-*.tfrecord in place atomically.
 
     Args:
@@ -408,6 +459,9 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
         calls them --corpus).
       manifest_extra: more keys for the manifest (e.g. what identifies the inputs), written
         with it before the records are published.
+      progress_interval: seconds between progress lines in the log (progress.py).
+      min_eval_instances: with eval_fraction > 0, fewer eval instances than this fail the
+        job (check_eval_split) instead of publishing an eval split that is too small.
     Returns:
       stats: num_train_instances, num_eval_instances, num_documents, num_train_documents,
       num_eval_documents, num_tokens, num_masked, input_bytes, seconds, ...
@@ -417,7 +471,7 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
     options.validate()
     patterns = text_reader.split_patterns(input_patterns)
     vocab_lib.load_vocabulary(vocab_file)  # fail here, not on a worker
-    text_reader.expand_patterns(patterns, input_flag)
+    files = text_reader.expand_patterns(patterns, input_flag)
     if not output_dir:
         raise ValueError("--output_dir is empty.")
     output_dir = output_dir.rstrip("/")
@@ -429,14 +483,20 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
             FileSystems.mkdirs(FileSystems.join(staging_dir, sub))
         if pipeline is None:
             pipeline = beam.Pipeline(options=beam_options(beam_pipeline_args))
-        with _project_on_worker_path(), _long_lived_objects_frozen():
+        progress = DataJobProgress(input_bytes(files))
+        with project_on_worker_path(), _long_lived_objects_frozen(), \
+                progress_lib.reporting(progress, progress_interval) as progress_id:
             with pipeline as p:
                 info = build_pipeline(p, patterns, vocab_file, staging_dir, options,
-                                      bucket_bytes)
+                                      bucket_bytes, progress_id)
+        if is_dry_run(pipeline):
+            logging.getLogger(__name__).info("Dry run: the job was built and not submitted; nothing written.")
+            delete_tree(staging_dir)
+            return {"dry_run": True, **info}
         stats = finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info,
-                                time.time() - started, input_flag, manifest_extra)
+                                time.time() - started, input_flag, manifest_extra, min_eval_instances)
     except BaseException:
-        _delete_tree(staging_dir)
+        delete_tree(staging_dir)
         raise
     return stats
 
@@ -444,7 +504,8 @@ def run_prepare_data(input_patterns: List[str], vocab_file: str, output_dir: str
 def run_prepare_data_to_files(input_patterns: List[str], vocab_file: str,
                               output_files: Sequence[str], options: PretrainingDataOptions,
                               beam_pipeline_args: Optional[List[str]] = None,
-                              bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> dict:
+                              bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+                              progress_interval: float = progress_lib.DEFAULT_INTERVAL_SECONDS) -> dict:
     """The original `--output_file` semantics: all instances, no eval split, one file per name.
 
     Instances are spread over the files (the original writes round-robin). Each
@@ -460,7 +521,9 @@ def run_prepare_data_to_files(input_patterns: List[str], vocab_file: str,
                                f".{FileSystems.split(first)[1]}.tmp-{uuid.uuid4().hex[:12]}")
     try:
         stats = run_prepare_data(input_patterns, vocab_file, tmp_dir, options,
-                                 beam_pipeline_args, bucket_bytes)
+                                 beam_pipeline_args, bucket_bytes, progress_interval=progress_interval)
+        if stats.get("dry_run"):
+            return stats
         for shard, target in enumerate(output_files):
             source = FileSystems.join(tmp_dir, shard_name(bucket_lib.TRAIN, shard, len(output_files)))
             if "://" not in target:
@@ -471,8 +534,15 @@ def run_prepare_data_to_files(input_patterns: List[str], vocab_file: str,
                     FileSystems.delete([target])
                 FileSystems.rename([source], [target])
     finally:
-        _delete_tree(tmp_dir)
+        delete_tree(tmp_dir)
     return stats
+
+
+def is_dry_run(pipeline: beam.Pipeline) -> bool:
+    """Whether the pipeline only builds its job (DataflowRunner --dry_run=True): it runs nothing."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(pipeline.options.view_as(TestOptions).dry_run)
 
 
 def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
@@ -500,14 +570,15 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
 
 
 def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info, seconds,
-                    input_flag="--input_file", manifest_extra=None):
-    """Fills empty shards, writes the manifest, then swaps staging_dir into output_dir."""
+                    input_flag="--input_file", manifest_extra=None, min_eval_instances=1):
+    """Checks the splits, fills empty shards, writes the manifest, then swaps staging_dir into
+    output_dir."""
     text_reader.check_corpus_read(_read_reading_stats(FileSystems.join(staging_dir, _STATS_DIR)),
                                   patterns, input_flag)
     raw = _read_stats(FileSystems.join(staging_dir, _STATS_DIR))
-    _delete_tree(FileSystems.join(staging_dir, _STATS_DIR))
-    _delete_tree(FileSystems.join(staging_dir, _SPILL_DIR))
-    _delete_tree(FileSystems.join(staging_dir, _PIECES_DIR))  # empty after a successful run
+    delete_tree(FileSystems.join(staging_dir, _STATS_DIR))
+    delete_tree(FileSystems.join(staging_dir, _SPILL_DIR))
+    delete_tree(FileSystems.join(staging_dir, _PIECES_DIR))  # empty after a successful run
     get = lambda split, key: int(raw.get(f"{split}_{key}", 0))  # noqa: E731
     stats = {
         "num_train_instances": get("train", "num_instances"),
@@ -531,6 +602,7 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
         raise ValueError(f"No training instances from {input_flag} {list(patterns)}: all "
                          f"{stats['num_documents']} document(s) went to eval; lower "
                          f"--eval_fraction (now {options.eval_fraction}).")
+    check_eval_split(stats, options.eval_fraction, min_eval_instances, input_flag, list(patterns))
     for split in bucket_lib.SPLITS:
         for shard in range(options.num_shards):
             path = FileSystems.join(staging_dir, shard_name(split, shard, options.num_shards))
@@ -548,6 +620,32 @@ def finalize_output(staging_dir, output_dir, options, patterns, vocab_file, info
         f.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
     _swap_into_place(staging_dir, output_dir)
     return stats
+
+
+def check_eval_split(stats: dict, eval_fraction: float, min_eval_instances: int, input_flag: str,
+                     patterns: list) -> None:
+    """Refuses an eval split with fewer than min_eval_instances instances (eval_fraction > 0).
+
+    The split is made per document (each goes to eval with probability eval_fraction), so a
+    corpus of few documents can leave eval empty; the Trainer would only find out after the
+    data steps. The message gives the document counts and what would fix it.
+    """
+    if eval_fraction <= 0 or stats["num_eval_instances"] >= min_eval_instances:
+        return
+    documents, eval_documents = stats["num_documents"], stats["num_eval_documents"]
+    train_documents = max(1, stats["num_train_documents"])
+    per_document = max(stats["num_train_instances"] / train_documents, 1e-9)  # instances a document makes
+    # Documents needed in eval for min_eval_instances, twice over for the luck of the hash split.
+    eval_needed = 2 * math.ceil(min_eval_instances / per_document)
+    fraction = min(0.5, eval_needed / max(1, documents))
+    what = ("no instance" if stats["num_eval_instances"] == 0
+            else f"{stats['num_eval_instances']} instance(s), under the {min_eval_instances} asked for")
+    raise ValueError(
+        f"The eval split of {input_flag} {patterns} would have {what}: {eval_documents} of {documents} "
+        f"document(s) went to eval (--eval_fraction {eval_fraction} sends each document there with that "
+        f"probability; a document makes ~{per_document:.1f} instances). Give more documents (about "
+        f"{math.ceil(eval_needed / eval_fraction)} at this fraction) or a larger --eval_fraction (about "
+        f"{fraction:.2g} for {documents} documents).")
 
 
 def _swap_into_place(staging_dir: str, output_dir: str) -> None:
@@ -582,7 +680,7 @@ def _objects_under(path: str) -> List[str]:
     return [m.path for m in FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list]
 
 
-def _delete_tree(path: str) -> None:
+def delete_tree(path: str) -> None:
     """Deletes a directory and everything under it. On an object store that means listing
     the objects under the prefix and deleting each by name (a "dir/" is no object there)."""
     try:
@@ -616,7 +714,7 @@ def _long_lived_objects_frozen():
         gc.unfreeze()
 
 
-class _project_on_worker_path:
+class project_on_worker_path:
     """Puts the project root on PYTHONPATH for local worker subprocesses.
 
     DirectRunner's multi_processing workers are fresh interpreters that unpickle

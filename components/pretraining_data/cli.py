@@ -40,9 +40,16 @@ def register(subparsers) -> None:
     v.add_argument("--do_lower_case", type=parse_bool, nargs="?", const=True, default=True,
                    help="uncased: lower-case and strip accents (default true; "
                         "--do_lower_case=false for a cased vocabulary)")
-    v.add_argument("--max_lines", type=int, default=2_000_000,
-                   help="read at most this many lines (default 2,000,000)")
-    v.set_defaults(func=run_vocab)
+    v.add_argument("--vocab_sample_lines", "--max_lines", dest="vocab_sample_lines", type=int, default=None,
+                   metavar="N",
+                   help="count words in a uniform sample of about N lines of the whole corpus (each "
+                        "non-blank line kept with probability N / lines) instead of every line; "
+                        "faster, less complete (default: every line). --max_lines, which used to "
+                        "read the first N lines, now means this")
+    v.add_argument("--sample_seed", type=int, default=0,
+                   help="seed of the --vocab_sample_lines sample (default %(default)s)")
+    _add_runner_flags(v)
+    v.set_defaults(func=run_vocab, accepts_unknown_args=True)
 
     p = subparsers.add_parser(
         "prepare-data", help="text -> BERT pretraining TFRecords (Apache Beam)",
@@ -93,8 +100,19 @@ def register(subparsers) -> None:
     p.add_argument("--eval_fraction", type=float, default=_DEFAULTS.eval_fraction,
                    help="fraction of documents for eval/ with --output_dir (default "
                         "%(default)s)")
+    p.add_argument("--min_eval_instances", type=int, default=1,
+                   help="with --output_dir, fail (naming the document counts and the fix) when the "
+                        "document split leaves eval/ fewer instances than this, e.g. the eval batch "
+                        "size (default %(default)s: eval must not be empty)")
+    _add_runner_flags(p)
+    p.set_defaults(func=run_prepare_data, accepts_unknown_args=True)
+
+
+def _add_runner_flags(p) -> None:
+    """Beam runner and progress flags, shared by `vocab` and `prepare-data`."""
     p.add_argument("--runner", default=None,
-                   help="Beam runner (default DirectRunner, multi_threading)")
+                   help="Beam runner (default DirectRunner, multi_threading; DataflowRunner: see "
+                        "docs/data_at_scale.md)")
     p.add_argument("--direct_num_workers", type=int, default=None,
                    help="DirectRunner workers (default 2; threads unless "
                         "--beam_arg=--direct_running_mode=multi_processing)")
@@ -103,7 +121,9 @@ def register(subparsers) -> None:
     p.add_argument("--beam_arg", action="append", default=[],
                    help="any other Beam pipeline argument, repeatable, e.g. "
                         "--beam_arg=--project=P --beam_arg=--region=R")
-    p.set_defaults(func=run_prepare_data, accepts_unknown_args=True)
+    p.add_argument("--progress_seconds", type=float, default=30.0,
+                   help="seconds between progress lines (text read of the total, items made, ETA; "
+                        "default %(default)s)")
 
 
 def options_from_args(args) -> PretrainingDataOptions:
@@ -134,15 +154,23 @@ def beam_args_from(args, extra=None):
     return out
 
 
-def run_vocab(args) -> int:
+def run_vocab(args, beam_args=None) -> int:
+    """Counts and learns; beam_args: unknown flags the caller's parse_known_args left over."""
     from components.pretraining_data import vocab
 
     try:
+        if args.progress_seconds <= 0:
+            raise ValueError(f"--progress_seconds={args.progress_seconds} must be > 0.")
         n = vocab.learn_vocabulary([args.input_file], args.vocab_file, args.vocab_size,
-                                   args.do_lower_case, max_lines=args.max_lines)
+                                   args.do_lower_case, sample_lines=args.vocab_sample_lines,
+                                   beam_pipeline_args=beam_args_from(args, beam_args), seed=args.sample_seed,
+                                   progress_interval=args.progress_seconds)
     except ValueError as e:
         print(f"bertpipe vocab: error: {e}", file=sys.stderr)
         return 2
+    if n == 0:
+        print("Dry run: the word-count job was built and not submitted; nothing written.")
+        return 0
     print(f"Wrote {n} tokens to {args.vocab_file}")
     return 0
 
@@ -153,18 +181,26 @@ def run_prepare_data(args, beam_args=None) -> int:
 
     try:
         options = options_from_args(args).validate()
+        if args.progress_seconds <= 0:
+            raise ValueError(f"--progress_seconds={args.progress_seconds} must be > 0.")
         extra = beam_args_from(args, beam_args)
         if args.output_file:
             stats = beam_job.run_prepare_data_to_files(
-                [args.input_file], args.vocab_file, args.output_file.split(","), options, extra)
+                [args.input_file], args.vocab_file, args.output_file.split(","), options, extra,
+                progress_interval=args.progress_seconds)
             where = args.output_file
         else:
             stats = beam_job.run_prepare_data([args.input_file], args.vocab_file, args.output_dir,
-                                              options, extra)
+                                              options, extra, progress_interval=args.progress_seconds,
+                                              min_eval_instances=args.min_eval_instances)
             where = args.output_dir
     except ValueError as e:
         print(f"bertpipe prepare-data: error: {e}", file=sys.stderr)
         return 2
+    if stats.get("dry_run"):
+        print(f"Dry run: the job for {stats['num_files']} file(s), {stats['input_bytes']:,} bytes, was built "
+              "and not submitted; nothing written.")
+        return 0
     print(f"Wrote {stats['num_train_instances']} train and {stats['num_eval_instances']} eval "
           f"instances from {stats['num_documents']} documents to {where} "
           f"in {stats['seconds']:.1f} s")

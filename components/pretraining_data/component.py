@@ -37,15 +37,17 @@ from components.pretraining_data.options import PretrainingDataOptions
 CORPUS_FLAG = "--corpus"
 
 
-@component
+@component(use_beam=True)
 def VocabularyGen(  # pylint: disable=invalid-name
         corpus_pattern: Parameter[str],
         vocab_size: Parameter[int],
         do_lower_case: Parameter[int],
         vocabulary: OutputArtifact[Vocabulary],
+        beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
         code_version: Parameter[str] = "") -> None:
     """Learns a WordPiece vocabulary from `corpus_pattern` (comma-separated files/globs; with
-    {SPAN}, its first span).
+    {SPAN}, its first span): its words counted by a Beam job on the pipeline's
+    beam_pipeline_args (DirectRunner locally, Dataflow at scale), over the whole corpus.
 
     code_version: pipeline.code_version.CodeVersion as JSON; an execution property, so
     ML-metadata records which code made the vocabulary.
@@ -54,7 +56,8 @@ def VocabularyGen(  # pylint: disable=invalid-name
     path = os.path.join(vocabulary.uri, Vocabulary.FILE_NAME)
     first = spans.resolve(corpus_pattern, which="first")
     patterns = [first.pattern] if first else text_reader.split_patterns(corpus_pattern)
-    size = vocab_lib.learn_vocabulary(patterns, path, vocab_size, bool(do_lower_case), input_flag=CORPUS_FLAG)
+    size = vocab_lib.learn_vocabulary(patterns, path, vocab_size, bool(do_lower_case), input_flag=CORPUS_FLAG,
+                                      pipeline=beam_pipeline)
     if first:
         vocabulary.set_int_custom_property("span", first.number)
     vocabulary.set_int_custom_property("vocab_size", size)

@@ -7,14 +7,16 @@ somewhere, so Google's released BERT vocabularies (where [UNK] is 100) work too.
 """
 import os
 import uuid
-from typing import Iterator, List, Sequence
+from typing import List, Optional, Sequence
+
+from components.pretraining_data import progress as progress_lib
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 
-# Learning reads at most this many lines: the word counts, not the corpus size,
-# decide the vocabulary, and a sample of this size has the frequent words.
-DEFAULT_MAX_LINES = 2_000_000
+# The learner's lower frequency bound: 10 as tensorflow-text's default, but 2 below this
+# many lines, where 10 would leave a small corpus with single characters only.
+SMALL_CORPUS_LINES = 100_000
 
 
 def load_vocabulary(path: str) -> List[str]:
@@ -60,12 +62,16 @@ def load_vocabulary(path: str) -> List[str]:
 
 
 def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size: int,
-                     do_lower_case: bool, max_lines: int = DEFAULT_MAX_LINES,
-                     input_flag: str = "--input_file") -> int:
-    """Learns a WordPiece vocabulary with tensorflow-text's BERT vocabulary learner.
+                     do_lower_case: bool, sample_lines: Optional[int] = None,
+                     input_flag: str = "--input_file", beam_pipeline_args: Optional[List[str]] = None,
+                     pipeline=None, seed: int = 0,
+                     progress_interval: float = progress_lib.DEFAULT_INTERVAL_SECONDS) -> int:
+    """Learns a WordPiece vocabulary from the words of the whole corpus (or a uniform sample
+    of its lines), counted by a Beam job, with tensorflow-text's BERT vocabulary learner.
 
-    Words are split the way the data job splits them (same text cleaning, then
-    BERT's basic tokenisation, lower-cased and accent-stripped if do_lower_case).
+    Words are split the way the data job splits them (same text cleaning, then BERT's
+    basic tokenisation, lower-cased and accent-stripped if do_lower_case); see
+    word_counts.py for the job and what bounds its memory.
 
     Args:
       input_patterns: files or globs (comma-separated strings allowed), corpus format.
@@ -73,31 +79,64 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
       vocab_size: target size, special tokens included; the learner may return
         fewer tokens for a small corpus.
       do_lower_case: uncased vocabulary.
-      max_lines: read at most this many lines (in file order).
+      sample_lines: None counts every line; N keeps each non-blank line with probability
+        N / (non-blank lines), a uniform sample of about N lines of the whole corpus.
       input_flag: the caller's name for input_patterns in error messages (`bertpipe run`
         calls them --corpus).
+      beam_pipeline_args: e.g. ["--runner=DataflowRunner", ...]; default: DirectRunner,
+        2 threads (beam_job.beam_options).
+      pipeline: an existing, not yet run pipeline (a TFX Beam component's) to count on
+        instead; beam_pipeline_args are then ignored. It is run here.
+      seed: seeds the sample.
+      progress_interval: seconds between progress lines in the log.
     Returns:
-      The number of tokens written.
+      The number of tokens written; 0 for a dry run (DataflowRunner --dry_run=True), which
+      builds the counting job and writes nothing.
     """
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ValueError(f"vocab_size={vocab_size} is too small: it must leave room beyond the "
                          f"{len(SPECIAL_TOKENS)} special tokens (BERT uses 30522).")
+    if sample_lines is not None and sample_lines < 1:
+        raise ValueError(f"--vocab_sample_lines={sample_lines} must be >= 1 (leave it out to count "
+                         "the whole corpus).")
+    import apache_beam as beam
     from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
 
-    from components.pretraining_data import text_reader
+    from components.pretraining_data import beam_job, text_reader, word_counts
 
     files = text_reader.expand_patterns(input_patterns, input_flag)
-    read: dict = {}
-    lines = list(_iter_lines(files, max_lines, read))
-    text_reader.check_corpus_read(read, text_reader.split_patterns(input_patterns), input_flag)
-    word_counts = _count_words(lines, do_lower_case)
-    # The learner keeps words seen at least lower_thresh times; its default (10)
-    # leaves a small corpus with single characters only.
+    total_bytes = beam_job.input_bytes(files)
+    ranges = text_reader.split_ranges(files, beam_job.range_bytes_for(total_bytes))
+    staging_dir = f"{output_path}.counts-{uuid.uuid4().hex[:12]}"
+    stages = {"read": 1.0} if sample_lines is None else {"read": 0.7, "count lines": 0.3}
+    progress = progress_lib.Progress("bertpipe vocab", total_bytes, stages, "lines_counted")
+    try:
+        if pipeline is None:
+            pipeline = beam.Pipeline(options=beam_job.beam_options(beam_pipeline_args))
+        with beam_job.project_on_worker_path(), progress_lib.reporting(progress, progress_interval) as job_id:
+            with pipeline as p:
+                word_counts.build_pipeline(p, ranges, staging_dir, do_lower_case, sample_lines, seed,
+                                           progress_id=job_id)
+        if beam_job.is_dry_run(pipeline):
+            return 0  # the job was built, not submitted: nothing to learn from
+        per_file = {f.path: {"bytes": f.size_bytes, "invalid_utf8_bytes": 0, "documents": 0, "lines": 0}
+                    for f in files}
+        for path, values in word_counts.read_stats(staging_dir).items():
+            per_file.setdefault(path, {"bytes": 0}).update(values)
+        text_reader.check_corpus_read(per_file, text_reader.split_patterns(input_patterns), input_flag)
+        counts = word_counts.read_counts(staging_dir)
+    finally:
+        beam_job.delete_tree(staging_dir)
+    num_lines = sum(v.get("lines", 0) for v in per_file.values())
+    if not counts:
+        raise ValueError(f"{input_flag} {list(text_reader.split_patterns(input_patterns))}: no words in the "
+                         f"{num_lines} line(s) counted" + (f" (--vocab_sample_lines={sample_lines}: sample more)"
+                                                           if sample_lines is not None else "") + ".")
     tokens = learner_lib.learn(
-        word_counts,
+        counts,
         vocab_size=vocab_size,
         reserved_tokens=list(SPECIAL_TOKENS),
-        lower_thresh=2 if len(lines) < 100_000 else 10,
+        lower_thresh=2 if num_lines < SMALL_CORPUS_LINES else 10,
     )
     if list(tokens[:len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
         raise RuntimeError(f"The vocabulary learner did not put {SPECIAL_TOKENS} first.")
@@ -132,50 +171,3 @@ def write_text(output_path: str, text: str) -> None:
     if FileSystems.exists(output_path):
         FileSystems.delete([output_path])
     FileSystems.rename([tmp], [output_path])
-
-
-def _count_words(lines: List[bytes], do_lower_case: bool) -> dict:
-    """{word: count} after BERT basic tokenisation, as bert_vocab_from_dataset counts them.
-
-    Equivalent to tensorflow-text's `count_words`, but counts each batch with
-    np.unique instead of a per-word Python Counter update.
-    """
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow_text.python.ops import bert_tokenizer  # the learner's own splitter
-
-    from components.pretraining_data import text_cleaning
-
-    basic = bert_tokenizer.BasicTokenizer(lower_case=bool(do_lower_case))
-    counts = {}
-    for start in range(0, len(lines), 8192):
-        batch = text_cleaning.clean_text(
-            tf.constant(text_cleaning.valid_utf8(lines[start:start + 8192]), tf.string))
-        words = basic.tokenize(batch).flat_values.numpy()
-        if not len(words):
-            continue
-        unique, n = np.unique(words, return_counts=True)
-        for word, c in zip(unique.tolist(), n.tolist()):
-            counts[word] = counts.get(word, 0) + c
-    return {w.decode("utf-8", "ignore"): c for w, c in counts.items()}
-
-
-def _iter_lines(files, max_lines: int, read: dict) -> Iterator[bytes]:
-    """The non-blank lines of `files`, at most max_lines. Fills `read` as
-    text_reader.check_corpus_read wants it, {path: {bytes, invalid_utf8_bytes, documents}},
-    counting invalid UTF-8 a document at a time. Past max_lines a file's rest is not read,
-    so its share is a lower bound there; the data step counts every byte."""
-    from components.pretraining_data import text_reader
-
-    n = 0
-    for f in files:
-        counts = read.setdefault(f.path, {"bytes": f.size_bytes, "invalid_utf8_bytes": 0, "documents": 0})
-        for file_range in text_reader.split_ranges([f], range_bytes=max(1, f.size_bytes)):
-            for document in text_reader.read_documents(file_range):
-                counts["documents"] += 1
-                counts["invalid_utf8_bytes"] += text_reader.count_invalid_utf8(b"\n".join(document))
-                for line in document:
-                    yield line
-                    n += 1
-                    if n >= max_lines:
-                        return

@@ -15,8 +15,8 @@ venv's). The source hash, not the commit, is the identity: the CI workflow reuse
 commits that change no code (docs, tests), and then the commits differ while the code is the
 same; both are printed.
 
-The training job a VertexBertTrainer launches (its command is set by TFX's training client) is
-not wrapped: its image (--trainer_image) is not checked this way.
+The training job a VertexBertTrainer launches is not wrapped (TFX's training client sets its
+command); its replicas check the same in BertTrainerExecutor (components/trainer/component.py).
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ import json
 import os
 import sys
 from typing import Optional, Sequence
+
+from components.code_identity import mismatch
 
 ENTRY_MODULE = "kubeflow.code_check"
 
@@ -47,16 +49,6 @@ def wrap_commands(job: dict, code_version: dict) -> int:
                                 *container["command"]]
         wrapped += 1
     return wrapped
-
-
-def mismatch(expected: dict, actual: dict) -> Optional[str]:
-    """One line saying how the image's code differs from the spec's, or None if it is the same."""
-    if expected.get("source_hash") == actual.get("source_hash"):
-        return None
-    return (f"this image's code is not the spec's: image source_hash {actual.get('source_hash')} "
-            f"(commit {actual.get('git_commit') or 'unknown'}), spec source_hash {expected.get('source_hash')} "
-            f"(commit {expected.get('git_commit') or 'unknown'}); build the image from the spec's commit "
-            f"(kubeflow/Dockerfile) or compile with the image of this code.")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,11 +17,8 @@ import os
 import subprocess
 from typing import Optional
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What determines a model: the components' code (data, BERT, trainer, evaluator) and the
-# pipeline that wires them. Tests, benchmarks and docs do not.
-SOURCE_DIRS = ("components", "pipeline", "kubeflow")
-SOURCE_SUFFIXES = (".py", ".c", ".h", ".json")
+from components.code_identity import REPO_ROOT, SOURCE_DIRS, source_hash  # noqa: F401  (re-exported)
+
 GIT_COMMIT_ENV = "BERTPIPE_GIT_COMMIT"
 # What else kubeflow/Dockerfile copies into the image: with the sources, they decide its content.
 IMAGE_INPUTS = ("requirements/lock.txt", "setup.py", "README.md", "kubeflow/Dockerfile", "data")
@@ -40,22 +37,6 @@ class CodeVersion:
     @classmethod
     def from_dict(cls, values: dict) -> "CodeVersion":
         return cls(**{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
-
-
-def source_hash(repo_root: str = REPO_ROOT) -> str:
-    """sha256 over (relative path, bytes) of every source file under SOURCE_DIRS, in sorted order."""
-    digest = hashlib.sha256()
-    paths = []
-    for top in SOURCE_DIRS:
-        for dirpath, dirnames, filenames in os.walk(os.path.join(repo_root, top)):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            paths += [os.path.join(dirpath, f) for f in filenames if f.endswith(SOURCE_SUFFIXES)]
-    for path in sorted(paths):
-        digest.update(os.path.relpath(path, repo_root).encode() + b"\0")
-        with open(path, "rb") as f:
-            digest.update(f.read())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
 
 
 def image_tag(repo_root: str = REPO_ROOT) -> str:

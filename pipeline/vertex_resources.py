@@ -28,6 +28,7 @@ import dataclasses
 import re
 from typing import Optional
 
+from components.code_identity import CHECK_CODE_ENV
 from components.trainer.accelerators import EXPECTED_ACCELERATOR_ENV, ExpectedAccelerator
 from pipeline.names import check_image
 
@@ -131,11 +132,12 @@ class TrainerResources:
         Vertex AI names pool 0's replica `chief` and pool 1's `worker` in TF_CONFIG. The
         container command is left to TFX's training client, which sets its run_executor call.
         """
-        container = {"image_uri": self.image}
+        # The replicas check that the image holds the spec's code (components/trainer/component.py)...
+        container = {"image_uri": self.image, "env": [{"name": CHECK_CODE_ENV, "value": "1"}]}
         if self.accelerator_type:
-            # The replicas check they got what the job pays for (components/trainer/accelerators.py).
+            # ...and that they got what the job pays for (components/trainer/accelerators.py).
             expected = ExpectedAccelerator(self.accelerator_type, self.accelerator_count)
-            container["env"] = [{"name": EXPECTED_ACCELERATOR_ENV, "value": expected.to_env()}]
+            container["env"].append({"name": EXPECTED_ACCELERATOR_ENV, "value": expected.to_env()})
         pool = {"machine_spec": self.machine_spec(), "container_spec": container}
         pools = [{**pool, "replica_count": 1}]
         if self.worker_count > 1:

@@ -76,3 +76,22 @@ def test_the_same_code_runs_the_wrapped_command(compiled, tmp_path):
     result = _run_in_image(image, check + ["python", "-c", "import sys; print('ran with', sys.executable)"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ran with {sys.executable}"
+
+
+def test_a_training_job_replica_refuses_an_image_of_other_code_before_training(monkeypatch):
+    """The Vertex AI training job's command is TFX's (not wrapped): its replicas run
+    BertTrainerExecutor, which checks the spec's code version when the job's container spec
+    sets BERTPIPE_CHECK_CODE_VERSION (pipeline/vertex_resources.py sets it in every pool)."""
+    from components import code_identity
+    from components.trainer.component import BertTrainerExecutor, check_replica_code
+
+    here = code_version.current().to_dict()
+    other = dict(here, source_hash="0123456789abcdef", git_commit="c0ffee")
+    monkeypatch.setenv(code_identity.CHECK_CODE_ENV, "1")
+    check_replica_code(here, os.environ)  # the same code: nothing to say
+    exec_properties = {"custom_config": json.dumps({"code_version": other})}
+    with pytest.raises(ValueError, match=r"^Trainer replica: this image's code is not the spec's: image source_hash "
+                                         rf"{here['source_hash']} .* spec source_hash 0123456789abcdef \(commit c0ffee\)"):
+        BertTrainerExecutor().Do({}, {}, exec_properties)
+    monkeypatch.delenv(code_identity.CHECK_CODE_ENV)
+    check_replica_code(other, os.environ)  # locally (no job container) nothing is checked

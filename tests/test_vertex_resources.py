@@ -116,10 +116,11 @@ def test_the_job_runs_as_the_pipelines_service_account_and_knows_its_accelerator
     job_spec = resources.training_args()["job_spec"]
     assert job_spec["service_account"] == sa
     [pool] = job_spec["worker_pool_specs"]
-    assert pool["container_spec"]["env"] == [{"name": "BERTPIPE_EXPECTED_ACCELERATOR", "value": "NVIDIA_TESLA_T4:2"}]
+    assert pool["container_spec"]["env"] == [{"name": "BERTPIPE_CHECK_CODE_VERSION", "value": "1"},
+                                             {"name": "BERTPIPE_EXPECTED_ACCELERATOR", "value": "NVIDIA_TESLA_T4:2"}]
     # The v1 proto takes the job spec as it is (field names and types): what TFX's client sends.
     proto = aiplatform_v1.CustomJobSpec(job_spec)
-    assert proto.service_account == sa and proto.worker_pool_specs[0].container_spec.env[0].value == "NVIDIA_TESLA_T4:2"
+    assert proto.service_account == sa and proto.worker_pool_specs[0].container_spec.env[1].value == "NVIDIA_TESLA_T4:2"
     assert "service_account" not in _resources().training_args()["job_spec"]
     with pytest.raises(ValueError, match="--service_account 'trainer' is not a service account e-mail"):
         _resources(service_account="trainer")
@@ -132,6 +133,7 @@ def test_gpu_workers_make_a_chief_pool_and_a_worker_pool():
     assert all(p["machine_spec"] == {"machine_type": "a2-highgpu-8g", "accelerator_type": "NVIDIA_TESLA_A100",
                                      "accelerator_count": 8} for p in pools)
     assert all(p["container_spec"] == {"image_uri": IMAGE, "env": [
+        {"name": "BERTPIPE_CHECK_CODE_VERSION", "value": "1"},
         {"name": "BERTPIPE_EXPECTED_ACCELERATOR", "value": "NVIDIA_TESLA_A100:8"}]} for p in pools)
     assert resources.training_args() == {"project": "my-project", "job_spec": {"worker_pool_specs": pools}}
     # The count defaults to what the machine carries.

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from typing import Any, Optional
 
 import tensorflow as tf
@@ -43,6 +44,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils
 
+from components import code_identity
 from components.artifacts import Vocabulary, vocabulary_file
 from components.trainer import warm_start
 from components.trainer.strategy import is_chief
@@ -128,6 +130,22 @@ def record_lineage(model: types.Artifact, examples: list[types.Artifact], base_m
                 base_models[0].uri if base_models else None, (trained_state or {}).get("warm_start"))
 
 
+def check_replica_code(expected: Optional[dict], environ) -> None:
+    """On a Vertex AI training job's replica (CHECK_CODE_ENV set by the job's container spec),
+    refuses to train when the image's sources are not those the spec was compiled from: the
+    job's command is TFX's, so kubeflow/code_check.py cannot wrap it as it wraps the steps'.
+
+    Raises:
+      ValueError: one line naming both source hashes and commits.
+    """
+    if environ.get(code_identity.CHECK_CODE_ENV) != "1" or not expected:
+        return
+    problem = code_identity.mismatch(expected, {"source_hash": code_identity.source_hash(),
+                                                "git_commit": environ.get("BERTPIPE_GIT_COMMIT")})
+    if problem:
+        raise ValueError(f"Trainer replica: {problem}")
+
+
 class BertTrainerExecutor(trainer_executor.GenericExecutor):
     """GenericExecutor that hands the Vocabulary artifact's file to run_fn, checkpoints per
     (configuration, data, base model) and records the model's lineage properties."""
@@ -135,6 +153,7 @@ class BertTrainerExecutor(trainer_executor.GenericExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+        check_replica_code(custom_config.get("code_version"), os.environ)
         vocabularies = input_dict.get(VOCABULARY_KEY) or []
         if vocabularies:
             custom_config["vocab_file"] = vocabulary_file(artifact_utils.get_single_uri(vocabularies))

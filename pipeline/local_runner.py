@@ -16,6 +16,7 @@ from tfx.dsl.compiler import compiler
 from tfx.dsl.compiler import constants as compiler_constants
 from tfx.orchestration.portable import runtime_parameter_utils
 
+from components import beam_data_plane
 from components.lineage import store as store_lib
 from components.lineage.store import MySQLTarget
 from components.pretraining_data import spans
@@ -60,6 +61,7 @@ def run_pipeline(pipeline: tfx.dsl.Pipeline, run_id: str) -> None:
     find the run afterwards is "the newest run in the store", which is another process's
     when runs share a store.
     """
+    beam_data_plane.disable_timed_flushes()  # the Beam components run in this process
     ir = compiler.Compiler().compile(pipeline)
     runtime_parameter_utils.substitute_runtime_parameter(
         ir, {compiler_constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})

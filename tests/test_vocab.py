@@ -1,6 +1,7 @@
 """Vocabulary learning and loading (vocab.py)."""
 import os
 
+import apache_beam as beam
 import pytest
 
 from components.pretraining_data import beam_job, text_reader, word_counts
@@ -113,6 +114,59 @@ def test_counts_combine_across_ranges_workers_and_flushes(tmp_path, monkeypatch)
     top, _ = _count(tmp_path, "top", text_reader.split_ranges(files, 8192), [], max_words=100)
     assert 0 < len(top) <= 100 and min(top.values()) > max(c for w, c in one.items() if w not in top) - 1
     assert all(one[w] == c for w, c in top.items())
+
+
+def test_word_count_workers_flush_output_only_between_elements(tmp_path, monkeypatch):
+    """Issue 20: the threaded DirectRunner flushed each bundle's output from a timer thread,
+    racing the bundle's writes and dropping words on large corpora; no such thread may run."""
+    import threading
+
+    from apache_beam.runners.worker import data_plane
+
+    files = text_reader.expand_patterns([os.path.join(TESTDATA, "part-*.txt")])
+    timed_flusher_alive = []
+    count_words = word_counts.count_words
+
+    def count_and_look(lines, do_lower_case, counts):
+        # The timer threads of output buffers (the bundle processor cache has one of its own).
+        timed_flusher_alive.append(any(
+            isinstance(t, data_plane.PeriodicThread) and "ClosableOutputStream" in t._function.__qualname__
+            for t in threading.enumerate()))
+        count_words(lines, do_lower_case, counts)
+
+    monkeypatch.setattr(word_counts, "count_words", count_and_look)
+    counts, lines = _count(tmp_path, "threads", text_reader.split_ranges(files, 8192), ["--direct_num_workers=2"])
+    assert lines == 2218 and counts["the"] > 1000
+    assert timed_flusher_alive and not any(timed_flusher_alive)
+
+
+class _EmitMany(beam.DoFn):
+    def __init__(self, n):
+        self._n = n
+
+    def process(self, _):
+        for i in range(self._n):
+            yield i % 1000, 1
+
+
+def test_threaded_direct_runner_keeps_every_element_of_a_long_bundle():
+    """Issue 20's loss itself, without TensorFlow: two bundles each write 600,000 elements
+    for over a second (so the old 1 s timer flushed mid-bundle), with the GIL passed between
+    threads every 10 us as a loaded machine does; every element must reach the grouping."""
+    import sys
+
+    from apache_beam.testing.util import assert_that, equal_to
+
+    n = 600_000
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        with beam.Pipeline(options=beam_job.beam_options(["--direct_num_workers=2"])) as p:
+            total = (p | beam.Create([0, 1]) | beam.ParDo(_EmitMany(n)) | beam.GroupByKey()
+                     | beam.MapTuple(lambda _, ones: sum(1 for _ in ones)) | beam.CombineGlobally(sum))
+            assert_that(total, equal_to([2 * n]))
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def test_count_cutoff_keeps_at_most_max_words():

@@ -52,6 +52,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from components import beam_data_plane
 from components.pretraining_data import _documents
 from components.pretraining_data import bucket as bucket_lib
 from components.pretraining_data import progress as progress_lib
@@ -553,11 +554,14 @@ def beam_options(beam_pipeline_args: Optional[List[str]]) -> PipelineOptions:
     builds the tokenizer once, where each multi_processing worker pays ~10 s of
     start-up and Beam waits ~5 s for them at shutdown (benchmarks/bench_pretraining_data.py
     compares the two).
+    Also makes the threaded workers flush their output by size only: their timed flush
+    drops elements (components/beam_data_plane.py).
     """
     args = list(beam_pipeline_args or [])
     opts = PipelineOptions(args)
     std = opts.view_as(StandardOptions)
     if std.runner in (None, "DirectRunner", "direct"):
+        beam_data_plane.disable_timed_flushes()
         direct = opts.view_as(DirectOptions)
         if not any(a.startswith("--direct_running_mode") for a in args):
             direct.direct_running_mode = "multi_threading"

@@ -145,15 +145,6 @@ def mark_resolver_inputs_optional(job: dict) -> list[tuple[str, str]]:
     return sorted(marked)
 
 
-def mark_resolver_inputs_optional_in_file(path: str) -> None:
-    """mark_resolver_inputs_optional on a PipelineJob JSON file, in place."""
-    with open(path, encoding="utf-8") as f:
-        job = json.load(f)
-    if mark_resolver_inputs_optional(job):
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(job, f, sort_keys=True)  # as KubeflowV2DagRunner writes it
-
-
 def _check_phase2_machine(config: PipelineConfig, vertex_resources: Optional[VertexResources]) -> None:
     """Phase 2's machine (its own, or phase 1's) against phase 2's batch sizes; refuses
     --phase2_trainer_* without a phase 2, and a TPU in one phase only (use_tpu, which builds

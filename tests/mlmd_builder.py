@@ -80,6 +80,12 @@ class StoreBuilder:
                 [metadata_store_pb2.Association(context_id=context, execution_id=execution_id)])
         return execution_id
 
+    def resolve(self, run: int, base: dict) -> int:
+        """The latest-blessed-model resolver of `run` re-outputting an earlier run's model and
+        blessing: they are attributed to `run` too, as in a real retraining run."""
+        return self.execute(run, "latest_blessed_model_resolver",
+                            outputs={"model": base["model"], "model_blessing": base["blessing"]})
+
     def training_run(self, run_id: str, blessed: bool = True, base_model: Optional[int] = None,
                      base_blessing: Optional[int] = None) -> dict:
         """Trainer -> Evaluator -> Pusher (and, given a base, the resolver that fed it)."""
@@ -88,8 +94,7 @@ class StoreBuilder:
         trainer_inputs = {}
         evaluator_inputs = {}
         if base_model is not None:
-            self.execute(run, "latest_blessed_model_resolver",
-                         outputs={"model": base_model, "model_blessing": base_blessing})
+            self.resolve(run, {"model": base_model, "blessing": base_blessing})
             trainer_inputs["base_model"] = base_model
             evaluator_inputs["baseline_model"] = base_model
         made["model"] = self.artifact("Model", f"/m/{run_id}")

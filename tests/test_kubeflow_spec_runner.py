@@ -35,7 +35,11 @@ def compile_spec(components, path, pipeline_name="bert-pretraining", schema_2_1=
                                                                          use_pipeline_spec_2_1=schema_2_1),
         output_dir=str(path.parent), output_filename=path.name)
     runner.run(pipeline, write_out=True)
-    kubeflow_runner.mark_resolver_inputs_optional_in_file(str(path))
+    with open(path, encoding="utf-8") as f:
+        job = json.load(f)
+    kubeflow_runner.mark_resolver_inputs_optional(job)  # as `bertpipe compile` does
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(job, f, sort_keys=True)
     return str(path)
 
 

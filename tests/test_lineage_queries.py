@@ -248,8 +248,7 @@ def several_runs(tmp_path):
     run_1 = store.training_run("run-1")
     run_2 = store.training_run("run-2", base_model=run_1["model"], base_blessing=run_1["blessing"])
     failed = store.run("run-3")
-    store.execute(failed, "latest_blessed_model_resolver",
-                  outputs={"model": run_2["model"], "model_blessing": run_2["blessing"]})
+    store.resolve(failed, run_2)
     store.execute(failed, "BertTrainer", inputs={"base_model": run_2["model"]},
                   state=metadata_store_pb2.Execution.FAILED)
     run_4 = store.training_run("run-4", base_model=run_2["model"], base_blessing=run_2["blessing"])

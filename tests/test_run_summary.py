@@ -54,8 +54,7 @@ def test_a_failed_run_between_two_good_ones_is_refused_and_does_not_disturb_them
     store = StoreBuilder(str(tmp_path / "m.sqlite"))
     first = store.training_run("run-1")
     failed = store.run("run-2")
-    store.execute(failed, "latest_blessed_model_resolver",
-                  outputs={"model": first["model"], "model_blessing": first["blessing"]})
+    store.resolve(failed, first)
     store.execute(failed, "BertTrainer", inputs={"base_model": first["model"]},
                   state=metadata_store_pb2.Execution.FAILED)
     store.training_run("run-3", base_model=first["model"], base_blessing=first["blessing"])
@@ -70,8 +69,7 @@ def test_a_pusher_that_read_a_model_the_run_did_not_make_is_refused(tmp_path, me
     store = StoreBuilder(str(tmp_path / "m.sqlite"))
     first = store.training_run("run-1")
     run = store.run("run-2")
-    store.execute(run, "latest_blessed_model_resolver",
-                  outputs={"model": first["model"], "model_blessing": first["blessing"]})
+    store.resolve(run, first)
     pushed = store.artifact("PushedModel", "/p/run-2", pushed=1, pushed_destination="/serving/x")
     store.execute(run, "Pusher", inputs={"model": first["model"], "model_blessing": first["blessing"]},
                   outputs={"pushed_model": pushed})

@@ -8,10 +8,11 @@ pretraining data, on the DirectRunner with 1 and 2 workers (threads), on synthet
 Each run is a fresh process. Prints one row per (size, step, workers): wall time, MB of
 text per second, peak RSS of the process (the DirectRunner's workers are threads of it,
 so this is the memory of all of them together) and output bytes per input byte. The
-vocabulary step is timed without tensorflow-text's learner, which runs once on the counts
-in one process whatever the corpus size (see benchmarks/README.md). Corpora come from
+vocabulary step is the Beam word count then the learner (wordpiece_learner.py, one
+process, on the counts); the notes give the two times apart. Corpora come from
 benchmarks/synthetic_corpus.py and are cached in benchmarks/out/; the data step's
-vocabulary is made from the synthetic lexicon (_lexicon_vocab). Outputs are deleted
+vocabulary is the one the first vocabulary run learned (kept in benchmarks/out/), or, when
+only the data step runs, one made from the synthetic lexicon (_lexicon_vocab). Outputs are deleted
 after each run.
 """
 import argparse
@@ -40,9 +41,8 @@ def _corpus(mb: float) -> str:
 
 def _lexicon_vocab(path: str, size: int) -> None:
     """The data step's vocabulary: the special tokens, letters, '##'+letters and punctuation,
-    then the synthetic lexicon's most frequent words, up to `size` tokens. (Learning a 30k
-    vocabulary with tensorflow-text's learner takes longer than all the runs here; the
-    data step's speed depends on the vocabulary's size, not on how it was made.)"""
+    then the synthetic lexicon's most frequent words, up to `size` tokens: for data-only
+    runs, without a learned vocabulary."""
     import numpy as np
 
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
@@ -74,7 +74,17 @@ def _child(args) -> None:
             out = os.path.join(tmp, "counts")
             with beam.Pipeline(options=beam_job.beam_options(beam_args)) as p:
                 word_counts.build_pipeline(p, ranges, out, True)
-            result["distinct_words"] = len(word_counts.read_counts(out))
+            counts = word_counts.read_counts(out)
+            result["distinct_words"] = len(counts)
+            result["count_wall"] = time.time() - started
+            from components.pretraining_data import vocab, wordpiece_learner
+
+            learn_started = time.time()
+            tokens = wordpiece_learner.learn(counts, args.vocab_size, list(vocab.SPECIAL_TOKENS), lower_thresh=10)
+            result["learn_wall"] = time.time() - learn_started
+            result["tokens"] = len(tokens)
+            if args.keep_vocab and not os.path.exists(args.keep_vocab):
+                vocab.write_vocabulary(tokens, args.keep_vocab)
         else:
             from components.pretraining_data import beam_job
             from components.pretraining_data.options import PretrainingDataOptions
@@ -138,12 +148,13 @@ def main() -> None:
             for n in workers:
                 if step == "data" and not os.path.exists(vocab_path):
                     _lexicon_vocab(vocab_path, args.vocab_size)
-                r = _run(step, corpus, n, vocab=vocab_path, dupe_factor=args.dupe_factor,
+                r = _run(step, corpus, n, vocab=vocab_path, keep_vocab=vocab_path, dupe_factor=args.dupe_factor,
                          vocab_size=args.vocab_size)
                 if r is None:
                     print(f"{size:6.0f} {step:>5} {n:7d}  failed", flush=True)
                     continue
-                notes = (f"{r['distinct_words']:,} distinct words" if step == "vocab"
+                notes = (f"{r['distinct_words']:,} distinct words; count {r['count_wall']:.1f} s, "
+                         f"learn {r['tokens']:,} tokens {r['learn_wall']:.1f} s" if step == "vocab"
                          else f"{r['instances']:,} instances")
                 print(f"{size:6.0f} {step:>5} {n:7d} {r['wall']:8.1f} {size / r['wall']:6.2f} {r['rss_mb']:11.0f} "
                       f"{r['out_bytes'] / (size * 1e6):7.3f}  {notes}", flush=True)

@@ -74,12 +74,12 @@ class Progress:
         first = next(iter(self.stage_weights))
         with self._lock:
             read_mb, items = self.stage_bytes[first] / 1e6, self.counters.get(self.item_name, 0)
-        eta = _clock(elapsed * (1 - done) / done) if done >= 0.001 else "unknown"
+        eta = clock(elapsed * (1 - done) / done) if done >= 0.001 else "unknown"
         return (f"{self.label}: read {read_mb:,.1f} of {self.total_bytes / 1e6:,.1f} MB, {items:,} "
-                f"{self.item_name.replace('_', ' ')}, {done:.0%} done, {_clock(elapsed)} elapsed, ETA {eta}")
+                f"{self.item_name.replace('_', ' ')}, {done:.0%} done, {clock(elapsed)} elapsed, ETA {eta}")
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     seconds = int(round(max(0.0, seconds)))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"

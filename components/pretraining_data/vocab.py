@@ -5,11 +5,14 @@ vocabularies start with the five special tokens at ids 0-4
 ([PAD] [UNK] [CLS] [SEP] [MASK]); loaded vocabularies only need to contain them
 somewhere, so Google's released BERT vocabularies (where [UNK] is 100) work too.
 """
+import logging
 import os
 import uuid
 from typing import List, Optional, Sequence
 
 from components.pretraining_data import progress as progress_lib
+
+logger = logging.getLogger(__name__)
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -67,7 +70,8 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
                      pipeline=None, seed: int = 0,
                      progress_interval: float = progress_lib.DEFAULT_INTERVAL_SECONDS) -> int:
     """Learns a WordPiece vocabulary from the words of the whole corpus (or a uniform sample
-    of its lines), counted by a Beam job, with tensorflow-text's BERT vocabulary learner.
+    of its lines), counted by a Beam job, with tensorflow-text's BERT vocabulary learner
+    (computed as wordpiece_learner.py does: the same tokens, in minutes at corpus scale).
 
     Words are split the way the data job splits them (same text cleaning, then BERT's
     basic tokenisation, lower-cased and accent-stripped if do_lower_case); see
@@ -100,9 +104,8 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
         raise ValueError(f"--vocab_sample_lines={sample_lines} must be >= 1 (leave it out to count "
                          "the whole corpus).")
     import apache_beam as beam
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner_lib
 
-    from components.pretraining_data import beam_job, text_reader, word_counts
+    from components.pretraining_data import beam_job, text_reader, word_counts, wordpiece_learner
 
     files = text_reader.expand_patterns(input_patterns, input_flag)
     total_bytes = beam_job.input_bytes(files)
@@ -132,16 +135,28 @@ def learn_vocabulary(input_patterns: Sequence[str], output_path: str, vocab_size
         raise ValueError(f"{input_flag} {list(text_reader.split_patterns(input_patterns))}: no words in the "
                          f"{num_lines} line(s) counted" + (f" (--vocab_sample_lines={sample_lines}: sample more)"
                                                            if sample_lines is not None else "") + ".")
-    tokens = learner_lib.learn(
+    logger.info("bertpipe vocab: learning %s WordPiece tokens from %s distinct words.", f"{vocab_size:,}",
+                f"{len(counts):,}")
+    tokens = wordpiece_learner.learn(
         counts,
         vocab_size=vocab_size,
         reserved_tokens=list(SPECIAL_TOKENS),
         lower_thresh=2 if num_lines < SMALL_CORPUS_LINES else 10,
+        on_step=_log_search_step,
     )
     if list(tokens[:len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
         raise RuntimeError(f"The vocabulary learner did not put {SPECIAL_TOKENS} first.")
     write_vocabulary(tokens, output_path)
     return len(tokens)
+
+
+def _log_search_step(step) -> None:
+    """One line per threshold the learner tries (each takes ~1 s per 100k distinct words)."""
+    per_step = step.elapsed / step.step
+    logger.info("bertpipe vocab: learner step %d: frequency threshold %s gives %s tokens, %s elapsed, "
+                "%s", step.step, f"{step.thresh:,}", f"{step.vocab_size:,}", progress_lib.clock(step.elapsed),
+                f"ETA at most {progress_lib.clock(per_step * step.steps_left_at_most)}"
+                if step.steps_left_at_most else "done")
 
 
 def write_vocabulary(tokens: Sequence[str], output_path: str) -> None:

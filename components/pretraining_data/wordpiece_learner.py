@@ -21,17 +21,30 @@ over the frequency threshold calls ~20 times, is computed differently:
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as lib
+
+
+class SearchStep(NamedTuple):
+    """One step of the binary search over the frequency threshold, for progress lines."""
+    step: int  # 1, 2, ...
+    thresh: int
+    vocab_size: int  # tokens this threshold gives
+    elapsed: float  # seconds since learning started
+    steps_left_at_most: int  # the search ends within this many more steps
+
 
 
 def learn(word_counts, vocab_size: int, reserved_tokens: List[str], upper_thresh: Optional[int] = int(1e7),
           lower_thresh: Optional[int] = 10, num_iterations: int = 4, max_input_tokens: Optional[int] = int(5e6),
           max_token_length: int = 50, max_unique_chars: int = 1000, slack_ratio: float = 0.05,
-          include_joiner_token: bool = True, joiner: str = "##") -> List[str]:
+          include_joiner_token: bool = True, joiner: str = "##",
+          on_step: Optional[Callable[[SearchStep], None]] = None) -> List[str]:
     """The vocabulary tensorflow-text's `learn` makes from word_counts ({word: count} or
     (word, count) pairs), with the same arguments and defaults; see its docstring.
+    on_step, if given, is called after each threshold tried.
 
     Raises:
       ValueError: if lower_thresh < 1 (a threshold of 0 keeps every substring; the
@@ -39,6 +52,7 @@ def learn(word_counts, vocab_size: int, reserved_tokens: List[str], upper_thresh
     """
     if lower_thresh is not None and lower_thresh < 1:
         raise ValueError(f"lower_thresh={lower_thresh}: the frequency threshold must be >= 1.")
+    started = time.monotonic()
     if isinstance(word_counts, dict):
         word_counts = word_counts.items()
     params = lib.Params(upper_thresh, lower_thresh, num_iterations, max_input_tokens, max_token_length,
@@ -49,16 +63,26 @@ def learn(word_counts, vocab_size: int, reserved_tokens: List[str], upper_thresh
     words = lib.filter_input_words(all_counts, allowed_chars, params.max_input_tokens)
     step = _ThresholdStep(words, params)
     slack_count = max(0.0, params.slack_ratio * params.vocab_size)
-    while True:  # lib.learn_binary_search, as a loop
+    for step_number in range(1, 10**9):  # lib.learn_binary_search, as a loop
         thresh = (upper + lower) // 2
         vocab = step.vocabulary(thresh)
         within_slack = len(vocab) <= params.vocab_size and params.vocab_size - len(vocab) <= slack_count
-        if within_slack or lower >= upper or thresh <= 1:
+        done = within_slack or lower >= upper or thresh <= 1
+        if not done:
+            if len(vocab) > params.vocab_size:
+                lower = thresh + 1
+            else:
+                upper = thresh - 1
+        if on_step is not None:
+            on_step(SearchStep(step_number, thresh, len(vocab), time.monotonic() - started,
+                               0 if done else _steps_at_most(lower, upper)))
+        if done:
             return vocab
-        if len(vocab) > params.vocab_size:
-            lower = thresh + 1
-        else:
-            upper = thresh - 1
+
+
+def _steps_at_most(lower: int, upper: int) -> int:
+    """How many thresholds a binary search of [lower, upper] tries at most."""
+    return max(1, upper - lower + 1).bit_length()
 
 
 class _ThresholdStep:

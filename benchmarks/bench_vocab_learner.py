@@ -12,9 +12,9 @@ English letter frequencies and lengths, Zipf(1.1) counts scaled to 3.3 billion w
 `bertpipe vocab`'s cut-off (5M words, tensorflow-text's max_input_tokens) falls.
 
 Each learner runs in a fresh process (peak RSS is its own). tensorflow-text's learner runs
-whole only up to `--reference_up_to` distinct words; above, one threshold step of it is
-timed and multiplied by the number of steps the fast learner's search took (the two search
-the same thresholds), marked "projected". Where both ran whole, the vocabularies are compared.
+whole only up to `--reference_up_to` distinct words; above, up to `--reference_step_up_to`,
+one threshold step of it is timed and multiplied by the number of steps the fast learner's
+search took (the two search the same thresholds), marked "projected". Where both ran whole, the vocabularies are compared.
 """
 import argparse
 import json
@@ -125,6 +125,8 @@ def main() -> None:
                         help="sizes of the synthetic counts, comma-separated ('' for none)")
     parser.add_argument("--reference_up_to", type=int, default=70_000,
                         help="run tensorflow-text's learner whole up to this many distinct words")
+    parser.add_argument("--reference_step_up_to", type=int, default=1_000_000,
+                        help="above --reference_up_to, time one step of tensorflow-text's learner up to this many")
     parser.add_argument("--vocab_size", type=int, default=30522)
     parser.add_argument("--child", choices=["fast", "reference", "reference_step"], help=argparse.SUPPRESS)
     parser.add_argument("--counts", help=argparse.SUPPRESS)
@@ -161,7 +163,7 @@ def main() -> None:
                       f"{fast['steps']:5d} {ref['tokens']:7,} {ref['rss_mb']:11.0f}  "
                       f"{ref['seconds'] / fast['seconds']:.1f}x the time; vocabularies "
                       f"{'identical' if same else 'DIFFER'}", flush=True)
-            else:
+            elif len(counts) <= args.reference_step_up_to:
                 one = _run("reference_step", path, args.vocab_size)
                 projected = one["seconds"] * fast["steps"]
                 print(f"{name:>22} {len(counts):10,} {'tensorflow-text (projected)':>26} {projected:9.1f} "

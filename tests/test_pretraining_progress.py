@@ -51,7 +51,13 @@ def test_prepare_data_and_vocab_log_progress_at_the_interval(tmp_path, capfd):
 
     assert cli.main(["vocab", f"--input_file={corpus}", f"--vocab_file={tmp_path / 'vocab.txt'}",
                      "--vocab_size=100", "--progress_seconds=0.02"]) == 0
-    lines = _lines(capfd.readouterr().err)
+    err = capfd.readouterr().err
+    # The learner, after the count: a line per frequency threshold it tries, the last "done".
+    steps = re.findall(r"bertpipe vocab: learner step (\d+): frequency threshold [\d,]+ gives ([\d,]+) tokens, "
+                       r"[\d:]+ elapsed, (ETA at most [\d:]+|done)", err)
+    assert [int(s[0]) for s in steps] == list(range(1, len(steps) + 1)) and steps[-1][2] == "done", err
+    assert int(steps[-1][1]) == len((tmp_path / "vocab.txt").read_text().split("\n")) - 1
+    lines = _lines(err)
     assert len(lines) >= 2
     non_blank = sum(1 for line in corpus.read_text().split("\n") if line.strip())
     assert lines[-1].group(1) == "bertpipe vocab" and int(lines[-1].group(4).replace(",", "")) == non_blank

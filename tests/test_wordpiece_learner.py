@@ -65,3 +65,10 @@ def test_search_steps_are_reported_until_the_last():
 def test_a_word_holding_the_joiner_is_refused():
     with pytest.raises(ValueError, match="joiner '##'"):
         wordpiece_learner.learn({"ab##c": 20, "ab": 30}, 50, SPECIAL, lower_thresh=1)
+
+
+def test_counting_in_chunks_of_words_gives_the_same_vocabulary(monkeypatch):
+    counts = _random_counts(random.Random(11), 1500, "abcdeéfghiklmnoprstu")
+    expected = reference.learn(counts, 300, SPECIAL, lower_thresh=3)
+    monkeypatch.setattr(wordpiece_learner, "CHUNK_WORDS", 97)  # ~15 chunks, merged
+    assert wordpiece_learner.learn(counts, 300, SPECIAL, lower_thresh=3) == expected

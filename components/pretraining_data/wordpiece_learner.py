@@ -61,7 +61,8 @@ def learn(word_counts, vocab_size: int, reserved_tokens: List[str], upper_thresh
     all_counts = lib.get_input_words(word_counts, params.reserved_tokens, params.max_token_length)
     allowed_chars = lib.get_allowed_chars(all_counts, params.max_unique_chars)
     words = lib.filter_input_words(all_counts, allowed_chars, params.max_input_tokens)
-    step = _ThresholdStep(words, params)
+    # The search never tries a threshold below lower - 1 (its interval can close one below).
+    step = _ThresholdStep(words, params, min_threshold=max(1, lower - 1))
     slack_count = max(0.0, params.slack_ratio * params.vocab_size)
     for step_number in range(1, 10**9):  # lib.learn_binary_search, as a loop
         thresh = (upper + lower) // 2
@@ -85,11 +86,15 @@ def _steps_at_most(lower: int, upper: int) -> int:
     return max(1, upper - lower + 1).bit_length()
 
 
+# Words per chunk of a suffix count: bounds its temporaries (~250 bytes per suffix counted).
+CHUNK_WORDS = 200_000
+
+
 class _ThresholdStep:
     """lib.learn_with_thresh for one list of (word, count) and several thresholds, in
     TensorFlow ops: W words, S piece starts over all words, U distinct suffixes."""
 
-    def __init__(self, words: List[Tuple[str, int]], params: "lib.Params"):
+    def __init__(self, words: List[Tuple[str, int]], params: "lib.Params", min_threshold: int = 1):
         import tensorflow as tf
 
         self._params = params
@@ -103,8 +108,9 @@ class _ThresholdStep:
         # can match it, and a word it is returned for has no split (the library skips it).
         self._unknown = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in self._char_tokens)
         # The first iteration splits at every character, whatever the threshold: count it once.
+        # Kept for every step, so only the counts a threshold of the search can pass.
         _, char_starts = tf.strings.unicode_decode_with_offsets(self._words, "UTF-8")  # [W, None]
-        self._first_counts = self._suffix_counts(char_starts)
+        self._first_counts = self._suffix_counts(char_starts, min_count=min_threshold)
 
     def vocabulary(self, thresh: int) -> List[str]:
         p = self._params
@@ -136,15 +142,33 @@ class _ThresholdStep:
         keep = starts.with_flat_values(tf.gather(split, starts.value_rowids()))
         return tf.ragged.boolean_mask(starts, keep)  # W rows still; those of unsplit words emptied
 
-    def _suffix_counts(self, starts):
+    def _suffix_counts(self, starts, min_count: int = 1):
         """starts: byte offsets of piece starts, [W, None] -> (keys [U], counts [U]): each
         substring's count in lib.learn_with_thresh after its prefix subtractions (module
-        docstring). A key is "W"+suffix for a suffix from the word's start and "J"+suffix for
-        one from a later start (the library counts the two apart, with and without the joiner)."""
+        docstring), for the counts >= min_count. A key is "W"+suffix for a suffix from the
+        word's start and "J"+suffix for one from a later start (the library counts the two
+        apart, with and without the joiner). Counted CHUNK_WORDS words at a time, then merged."""
         import tensorflow as tf
 
-        rows = starts.value_rowids()  # [S]
-        flat = starts.flat_values  # [S]
+        parts = [self._chunk_suffix_counts(starts[begin:begin + CHUNK_WORDS], begin)
+                 for begin in range(0, int(starts.nrows()), CHUNK_WORDS)]
+        if len(parts) == 1:
+            unique, totals = parts[0]
+        else:
+            unique, index = tf.unique(tf.concat([keys for keys, _ in parts], 0))
+            totals = tf.math.unsorted_segment_sum(tf.concat([t for _, t in parts], 0), index, tf.size(unique))
+        del parts
+        if min_count > 1:
+            keep = totals >= min_count
+            unique, totals = tf.boolean_mask(unique, keep), tf.boolean_mask(totals, keep)
+        return unique, totals
+
+    def _chunk_suffix_counts(self, starts, first_row: int):
+        """_suffix_counts of the words first_row, first_row + 1, ... (starts: [w, None])."""
+        import tensorflow as tf
+
+        rows = starts.value_rowids() + first_row  # [s]
+        flat = starts.flat_values  # [s]
         words = tf.gather(self._words, rows)
         suffixes = tf.strings.substr(words, flat, tf.cast(tf.strings.length(words), tf.int64) - flat)
         later = tf.logical_and(flat > 0, self._params.include_joiner_token)

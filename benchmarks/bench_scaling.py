@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "benchmarks", "out")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import fresh_process  # noqa: E402
 
 
 def _corpus(mb: float) -> str:
@@ -102,18 +103,13 @@ def _child(args) -> None:
 
 
 def _run(step, corpus, workers, vocab=None, keep_vocab=None, dupe_factor=10, vocab_size=30522):
-    cmd = [sys.executable, __file__, "--child", step, "--corpus", corpus, "--workers", str(workers),
-           "--dupe_factor", str(dupe_factor), "--vocab_size", str(vocab_size)]
+    args = ["--child", step, "--corpus", corpus, "--workers", str(workers),
+            "--dupe_factor", str(dupe_factor), "--vocab_size", str(vocab_size)]
     if vocab:
-        cmd += ["--vocab", vocab]
+        args += ["--vocab", vocab]
     if keep_vocab:
-        cmd += ["--keep_vocab", keep_vocab]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        print(proc.stderr[-3000:], file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        args += ["--keep_vocab", keep_vocab]
+    return fresh_process.run_json(__file__, args)
 
 
 def main() -> None:

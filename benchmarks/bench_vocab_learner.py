@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import fresh_process  # noqa: E402
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS_IN_WIKIPEDIA_AND_BOOKS = 3.3e9
 
@@ -107,15 +108,10 @@ def _child(args) -> None:
 
 
 def _run(kind: str, counts_path: str, vocab_size: int, vocab_out: str = ""):
-    cmd = [sys.executable, __file__, "--child", kind, "--counts", counts_path, "--vocab_size", str(vocab_size)]
+    args = ["--child", kind, "--counts", counts_path, "--vocab_size", str(vocab_size)]
     if vocab_out:
-        cmd += ["--vocab_out", vocab_out]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        print(proc.stderr[-3000:], file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        args += ["--vocab_out", vocab_out]
+    return fresh_process.run_json(__file__, args)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import fresh_process  # noqa: E402
+import synthetic_corpus  # noqa: E402
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS_IN_WIKIPEDIA_AND_BOOKS = 3.3e9
 
@@ -37,19 +38,9 @@ def synthetic_counts(distinct: int, seed: int = 0) -> dict:
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    letters = np.frombuffer(b"etaoinshrdlcumwfgypbvkjxqz", np.uint8)
-    p = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2,
-                  2.0, 2.0, 1.9, 1.5, 1.0, 0.8, 0.15, 0.15, 0.1, 0.07])
-    words: dict = {}
-    while len(words) < distinct:
-        lengths = np.clip(np.round(rng.lognormal(1.9, 0.45, distinct)), 1, 30).astype(int)
-        text = letters[rng.choice(26, int(lengths.sum()), p=p / p.sum())].tobytes().decode()
-        ends = np.cumsum(lengths)
-        for end, n in zip(ends.tolist(), lengths.tolist()):
-            words.setdefault(text[end - n:end], None)
-            if len(words) == distinct:
-                break
-    ranked = sorted(words, key=len)  # frequent words are short, as in English
+    # Longer than the corpus lexicon's words (median ~7 letters, up to 30): the rare tail.
+    ranked = [w.decode() for w in synthetic_corpus.made_up_words(rng, distinct, log_mean_length=1.9,
+                                                                  max_length=30)]
     ranks = np.arange(1, distinct + 1, dtype=np.float64)
     weights = ranks ** -1.1
     counts = np.maximum(1, np.round(WORDS_IN_WIKIPEDIA_AND_BOOKS * weights / weights.sum())).astype(int)
@@ -93,9 +84,8 @@ def _child(args) -> None:
         else:  # one step, at the fast learner's first threshold
             params = lib.Params(int(1e7), 10, 4, int(5e6), 50, 1000, args.vocab_size, 0.05, True, "##", SPECIAL)
             upper, lower = lib.get_search_threshs(counts.items(), params.upper_thresh, params.lower_thresh)
-            words = lib.filter_input_words(
-                lib.get_input_words(counts.items(), SPECIAL, 50),
-                lib.get_allowed_chars(lib.get_input_words(counts.items(), SPECIAL, 50), 1000), int(5e6))
+            all_counts = lib.get_input_words(counts.items(), SPECIAL, 50)
+            words = lib.filter_input_words(all_counts, lib.get_allowed_chars(all_counts, 1000), int(5e6))
             started = time.time()
             vocab = lib.learn_with_thresh(words, (upper + lower) // 2, params)
     result["seconds"] = time.time() - started

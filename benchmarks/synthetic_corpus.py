@@ -27,15 +27,22 @@ _LETTER_P = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.
 
 def lexicon(rng: np.random.Generator) -> list[bytes]:
     """LEXICON distinct made-up words; frequent ranks get short words, as in English."""
+    return made_up_words(rng, LEXICON)
+
+
+def made_up_words(rng: np.random.Generator, count: int, log_mean_length: float = 1.55,
+                  max_length: int = 14) -> list[bytes]:
+    """`count` distinct words of English letter frequencies and log-normal lengths (median
+    e**log_mean_length letters, 1 to max_length), shortest first."""
     p = _LETTER_P / _LETTER_P.sum()
     words: dict = {}
-    while len(words) < LEXICON:  # draw in bulk; duplicates (short words) are drawn again
-        lengths = np.clip(np.round(rng.lognormal(1.55, 0.45, LEXICON)), 1, 14).astype(int)
+    while len(words) < count:  # draw in bulk; duplicates (short words) are drawn again
+        lengths = np.clip(np.round(rng.lognormal(log_mean_length, 0.45, count)), 1, max_length).astype(int)
         letters = _LETTERS[rng.choice(26, int(lengths.sum()), p=p)].tobytes()
         ends = np.cumsum(lengths)
         for end, n in zip(ends.tolist(), lengths.tolist()):
             words.setdefault(letters[end - n:end], None)
-            if len(words) == LEXICON:
+            if len(words) == count:
                 break
     return sorted(words, key=len)  # rank 0 (most frequent) gets the shortest
 

@@ -65,18 +65,24 @@ def killed_then_rerun(tmp_path_factory):
         _wait_for(lambda: os.path.exists(lock) and os.path.getsize(lock) > 0, 300, "run lock", first)
         second = _start(out, corpus, tmpdir)
         second_out, second_err = second.communicate(timeout=300)
-        # <root>/checkpoints/<config hash>-phase2/run-<inputs hash>/ckpt-N.index (see
-        # BertTrainerExecutor); phase 1's directory has no suffix.
-        checkpoints = os.path.join(out, "tfx_root", "checkpoints", "*-phase2", "run-*", "ckpt-*.index")
-        _wait_for(lambda: glob.glob(checkpoints), 600, "phase 2 checkpoint", first)
+        # <root>/checkpoints/<config hash>-phase2/run-<inputs hash>/checkpoint (see
+        # BertTrainerExecutor); phase 1's directory has no suffix. The `checkpoint` state
+        # file is a save's commit point: TF writes ckpt-N.index first and repoints the state
+        # file after, so a kill in between leaves ckpt-N unused (the previous checkpoint, or
+        # none, is the latest). Waiting for the index alone made the rerun's resume step a race.
+        state_files = os.path.join(out, "tfx_root", "checkpoints", "*-phase2", "run-*", "checkpoint")
+        _wait_for(lambda: glob.glob(state_files), 600, "phase 2 checkpoint", first)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()
-    killed_at = max(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in glob.glob(checkpoints))
+    # Phase 2 saves every 30 steps, several times a second: read the latest after the kill.
+    [state_file] = glob.glob(state_files)
+    checkpoint_dir = os.path.dirname(state_file)
+    with open(state_file) as f:
+        killed_at = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read()).group(1))
     # A save killed half-way, as TF leaves it.
-    [checkpoint_dir] = {os.path.dirname(p) for p in glob.glob(checkpoints)}
     os.makedirs(os.path.join(checkpoint_dir, f"ckpt-{killed_at + 30}_temp"))
     rerun = _start(out, corpus, tmpdir)
     rerun_out, rerun_err = rerun.communicate(timeout=900)

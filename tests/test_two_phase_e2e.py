@@ -1,5 +1,6 @@
 """Two-phase pretraining end to end: one LocalDagRunner run of the tiny configuration at
-sequence length 32, then 64, checked through ML-metadata, `bertpipe lineage` and the summary."""
+sequence length 32, then 64, checked through ML-metadata, `bertpipe lineage` and the summary;
+then the same configuration's Vertex AI spec run task by task by `bertpipe run-spec`."""
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,10 @@ from ml_metadata.proto import metadata_store_pb2
 
 from tfx.types import standard_artifacts
 
+from components.evaluator.results import read_eval_metrics
 from components.trainer.component import run_checkpoint_dir
-from conftest import TINY_RUN_FLAGS, corpus_slice
+from conftest import TINY_PIPELINE_FLAGS, TINY_RUN_FLAGS, corpus_slice
+from kubeflow import local_metadata
 from pipeline import cli
 
 pytestmark = pytest.mark.e2e
@@ -129,3 +132,47 @@ def test_the_summary_reports_phase2(two_phase_run):
     assert inputs["model"] == phase2.id and inputs["examples"] == examples2.id  # phase 2's eval split
     [served] = os.listdir(out / "serving_model")
     assert os.path.exists(out / "serving_model" / served / "saved_model.pb")
+
+
+SPEC_TASKS = {"VocabularyGen", "PretrainingDataGen", "ImportExampleGen", "BertTrainer", "PretrainingDataGenPhase2",
+              "ImportExampleGenPhase2", "BertTrainerPhase2", "Evaluator", "Pusher"}
+
+
+@pytest.fixture(scope="module")
+def two_phase_spec_run(two_phase_run, tmp_path_factory):
+    """The same configuration compiled for Vertex AI and run task by task with `bertpipe run-spec`
+    (TFX's container entrypoint in subprocesses): the spec carries the second Trainer, its data
+    steps and the phase-1 model as its base_model."""
+    out, _ = two_phase_run
+    spec_out = tmp_path_factory.mktemp("two_phase_spec_run")
+    spec = spec_out / "pipeline.json"
+    flags = ["--corpus", str(out / "corpus.txt")] + TINY_PIPELINE_FLAGS + PHASE2_FLAGS
+    assert cli.main(["compile", "--output", str(spec), "--pipeline_root", str(spec_out / "root"),
+                     "--image", "local/bert-tfx-pipeline:dev", "--local_run"] + flags) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["run-spec", str(spec), "--metadata_path", str(spec_out / "metadata.sqlite")]) == 0
+    return spec_out, printed.getvalue()
+
+
+def test_the_vertex_spec_of_two_phases_runs_task_by_task_like_the_local_run(two_phase_run, two_phase_spec_run):
+    spec_out, printed = two_phase_spec_run
+    store = local_metadata.open_store(str(spec_out / "metadata.sqlite"))
+    executions = store.get_executions_by_type(local_metadata.CONTAINER_EXECUTION_TYPE)
+    assert {e.custom_properties["task_name"].string_value for e in executions} == SPEC_TASKS
+    assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in executions)
+    # Lineage read from the run-spec store: phase 2 made the pushed model, from phase 1's.
+    pushed = _lineage(spec_out, "model", "pushed")
+    assert (pushed["trainer"]["phase"], pushed["trainer"]["max_seq_length"]) == (2, 64)
+    phase1 = _lineage(spec_out, "model", pushed["base_model"]["id"])
+    assert (phase1["trainer"]["phase"], phase1["trainer"]["max_seq_length"]) == (1, 32)
+    assert phase1["evaluations"] == [] and [e["blessed"] for e in pushed["evaluations"]] == [True]
+    phase2 = max(store.get_artifacts_by_type("tfx.Model"), key=lambda a: a.id)
+    assert str(phase2.id) == pushed["model"]["id"]
+    assert f"model:            {phase2.uri}/Format-Serving" in printed
+    # Same data, same training: phase 2's do_eval metrics equal the LocalDagRunner run's.
+    [from_spec] = [read_eval_metrics(a.uri) for a in store.get_artifacts_by_type("tfx.ModelEvaluation")]
+    [local] = [read_eval_metrics(a.uri) for a in _store(two_phase_run[0]).get_artifacts_by_type("ModelEvaluation")]
+    assert from_spec.keys() == local.keys()
+    for name, value in local.items():
+        assert from_spec[name] == pytest.approx(value, abs=1e-5), name

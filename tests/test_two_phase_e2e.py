@@ -140,15 +140,15 @@ SPEC_TASKS = {"VocabularyGen", "PretrainingDataGen", "ImportExampleGen", "BertTr
 
 @pytest.fixture(scope="module")
 def two_phase_spec_run(two_phase_run, tmp_path_factory):
-    """The same configuration compiled for Vertex AI and run task by task with `bertpipe run-spec`
-    (TFX's container entrypoint in subprocesses): the spec carries the second Trainer, its data
-    steps and the phase-1 model as its base_model."""
+    """The same configuration compiled as the Vertex AI retraining spec and run task by task with
+    `bertpipe run-spec` (TFX's container entrypoint in subprocesses) as a first run: the
+    resolvers find no blessed model, phase 1 trains from scratch and phase 2 from phase 1."""
     out, _ = two_phase_run
     spec_out = tmp_path_factory.mktemp("two_phase_spec_run")
     spec = spec_out / "pipeline.json"
     flags = ["--corpus", str(out / "corpus.txt")] + TINY_PIPELINE_FLAGS + PHASE2_FLAGS
     assert cli.main(["compile", "--output", str(spec), "--pipeline_root", str(spec_out / "root"),
-                     "--image", "local/bert-tfx-pipeline:dev", "--local_run"] + flags) == 0
+                     "--image", "local/bert-tfx-pipeline:dev", "--local_run", "--retrain"] + flags) == 0
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert cli.main(["run-spec", str(spec), "--metadata_path", str(spec_out / "metadata.sqlite")]) == 0
@@ -161,11 +161,13 @@ def test_the_vertex_spec_of_two_phases_runs_task_by_task_like_the_local_run(two_
     executions = store.get_executions_by_type(local_metadata.CONTAINER_EXECUTION_TYPE)
     assert {e.custom_properties["task_name"].string_value for e in executions} == SPEC_TASKS
     assert all(e.last_known_state == metadata_store_pb2.Execution.COMPLETE for e in executions)
+    assert len(store.get_executions_by_type(local_metadata.RESOLVER_EXECUTION_TYPE)) == 2
     # Lineage read from the run-spec store: phase 2 made the pushed model, from phase 1's.
     pushed = _lineage(spec_out, "model", "pushed")
     assert (pushed["trainer"]["phase"], pushed["trainer"]["max_seq_length"]) == (2, 64)
     phase1 = _lineage(spec_out, "model", pushed["base_model"]["id"])
     assert (phase1["trainer"]["phase"], phase1["trainer"]["max_seq_length"]) == (1, 32)
+    assert phase1["base_model"] is None  # the resolver found no blessed model to warm-start from
     assert phase1["evaluations"] == [] and [e["blessed"] for e in pushed["evaluations"]] == [True]
     phase2 = max(store.get_artifacts_by_type("tfx.Model"), key=lambda a: a.id)
     assert str(phase2.id) == pushed["model"]["id"]
